@@ -10,3 +10,6 @@
 # limitations under the License.
 
 from __future__ import annotations
+
+from .ctc import ctc_datalist
+from .isbi2012 import SelectSliced, SelectSliceD, SelectSliceDict, isbi2012_datalist
