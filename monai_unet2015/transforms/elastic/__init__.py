@@ -9,6 +9,53 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+"""The U-Net paper's elastic deformation (coarse random displacement grid, cubic B-spline interpolation)."""
+
 from __future__ import annotations
 
-__all__: list[str] = []
+from .array import GridElastic, RandGridElastic, as_coarse_displacement, elastic_sigma_in_pixels
+from .dictionary import (
+    GridElasticD,
+    GridElasticd,
+    GridElasticDict,
+    RandGridElasticD,
+    RandGridElasticd,
+    RandGridElasticDict,
+)
+from .functional import (
+    ELASTIC_MODES,
+    ELASTIC_PADDING_MODES,
+    bspline_upsampling_matrix,
+    coarse_sampling_grid,
+    dense_displacement,
+    grid_elastic,
+    grid_elastic_inverse,
+    invert_displacement,
+    sampling_grid,
+    spline_prefilter,
+    warp,
+)
+
+__all__ = [
+    "GridElastic",
+    "RandGridElastic",
+    "GridElasticd",
+    "GridElasticD",
+    "GridElasticDict",
+    "RandGridElasticd",
+    "RandGridElasticD",
+    "RandGridElasticDict",
+    "ELASTIC_MODES",
+    "ELASTIC_PADDING_MODES",
+    "as_coarse_displacement",
+    "elastic_sigma_in_pixels",
+    "bspline_upsampling_matrix",
+    "coarse_sampling_grid",
+    "dense_displacement",
+    "grid_elastic",
+    "grid_elastic_inverse",
+    "invert_displacement",
+    "sampling_grid",
+    "spline_prefilter",
+    "warp",
+]
