@@ -9,6 +9,30 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+"""The U-Net weight map (paper Eq. 2) and separation borders between touching instances (paper Fig. 3c)."""
+
 from __future__ import annotations
 
-__all__: list[str] = []
+from .array import UNetWeightMap
+from .dictionary import UNetWeightMapD, UNetWeightMapd, UNetWeightMapDict
+from .functional import (
+    carve_borders,
+    class_balance_weights,
+    label_instances,
+    separation_border_radius,
+    separation_border_term,
+    unet_weight_map,
+)
+
+__all__ = [
+    "UNetWeightMap",
+    "UNetWeightMapd",
+    "UNetWeightMapD",
+    "UNetWeightMapDict",
+    "carve_borders",
+    "class_balance_weights",
+    "label_instances",
+    "separation_border_radius",
+    "separation_border_term",
+    "unet_weight_map",
+]

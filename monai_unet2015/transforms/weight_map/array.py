@@ -1,0 +1,215 @@
+# Copyright (c) monai_unet2015 contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Array transform for the U-Net weight map and the separation borders between touching instances."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from monai.config import NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.transforms.transform import Transform
+from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type
+
+from .functional import _LABEL_TYPES, _spacing_tuple, unet_weight_map
+
+__all__ = ["UNetWeightMap"]
+
+
+def _check_number(name: str, value: float, low: float, inclusive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r}).")
+    value = float(value)
+    ok = math.isfinite(value) and (value >= low if inclusive else value > low)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number {'>=' if inclusive else '>'} {low}, got {value}.")
+    return value
+
+
+class UNetWeightMap(Transform):
+    """The weight map of the U-Net paper and the binary training target with separation borders.
+
+    Ronneberger, Fischer & Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
+    MICCAI 2015, Eq. 2 and Fig. 3: touching instances are separated by background borders (Fig. 3c), and every
+    pixel gets the weight
+
+    ``w(x) = wc(x) + w0 * exp(-(d1(x) + d2(x))**2 / (2 * sigma**2))``
+
+    where ``wc`` balances the class frequencies and ``d1``, ``d2`` are the Euclidean distances from ``x`` to
+    the nearest pixel of the nearest and of the second-nearest instance. Exact semantics:
+
+    - Instances: every distinct positive id of an instance label map, or the connected components of a binary
+      mask (``label_type``; ``"auto"`` treats an image with a single non-zero value, e.g. a 0/1 or 0/255 mask,
+      as binary).
+    - Separation borders (``carve=True``): every instance pixel that has a pixel of a *different* instance in its
+      neighbourhood (``connectivity``: ``None`` = full, 8-neighbourhood in 2D, 26 in 3D; 1 = faces only)
+      becomes background. Both sides are carved, so two instances that share an edge are separated by a
+      two-pixel border.
+    - Target: 1 on the (carved) instances, 0 on the background including the borders.
+    - ``wc``: ``"balanced"`` (default): ``n / (K * n_k)`` for class ``k`` of the target (``n`` pixels, ``n_k`` of
+      class ``k``, ``K`` classes present), so that the mean weight is 1; ``None``: 1; or fixed weights
+      ``(w_background, w_foreground)``.
+    - The exponential term is added on background pixels only (borders included); ``d1``, ``d2`` are measured
+      to the carved instances, in pixels or, with ``spacing``, in physical units (then ``sigma`` is physical
+      too). With fewer than two instances there is no border term.
+    - It is computed to an absolute tolerance ``tol`` (default ``1e-4``) of the exact value, at a cost that
+      grows with the number of pixels, not pixels x instances (see
+      :py:func:`~monai_unet2015.transforms.weight_map.functional.separation_border_term`).
+
+    The input is a channel-first label image with one channel, ``(1, H, W)`` or ``(1, D, H, W)``; NumPy arrays,
+    tensors and MetaTensors are accepted and the outputs have the input's type (the weight map float32,
+    the target the input's dtype) and carry its metadata. The computation runs on the CPU (SciPy).
+
+    Args:
+        w0: amplitude of the separation term (paper: 10).
+        sigma: width of the separation term (paper: 5 pixels), in the units of ``spacing``.
+        class_weights: ``"balanced"``, ``None`` or a pair ``(w_background, w_foreground)``.
+        spacing: ``None`` (distances in pixels), a number or one number per spatial axis, or ``"meta"`` to read
+            the pixel spacing of a MetaTensor input (``pixdim``).
+        carve: insert separation borders between touching instances.
+        connectivity: neighbourhood for "touching" and for connected components; ``None`` = full.
+        label_type: ``"auto"``, ``"instance"`` or ``"binary"``.
+        tol: absolute tolerance of the separation term, ``> 0`` (``1e-9`` is exact to float32 precision and
+            costs about 1.5-2x the default).
+        return_target: return ``(weight, target)`` (default) or the weight map alone.
+
+    Raises:
+        ValueError: bad arguments; labels with non-integer or negative values, a shape other than
+            ``(1, H, W)`` / ``(1, D, H, W)``, or an empty image.
+
+    Examples::
+
+        >>> import numpy as np
+        >>> from monai_unet2015.transforms import UNetWeightMap
+        >>> label = np.zeros((1, 8, 8), np.int32)
+        >>> label[0, 2:6, 1:4], label[0, 2:6, 4:7] = 1, 2  # two touching squares
+        >>> weight, target = UNetWeightMap(class_weights=None)(label)
+        >>> target[0, 3].tolist()  # separation border carved at columns 3 and 4
+        [0, 1, 1, 0, 0, 1, 1, 0]
+        >>> round(float(weight[0, 3, 3]), 4)  # 1 + 10 * exp(-(1 + 2)**2 / (2 * 5**2))
+        9.3527
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(
+        self,
+        w0: float = 10.0,
+        sigma: float = 5.0,
+        class_weights: str | Sequence[float] | None = "balanced",
+        spacing: Sequence[float] | float | str | None = None,
+        carve: bool = True,
+        connectivity: int | None = None,
+        label_type: str = "auto",
+        tol: float = 1e-4,
+        return_target: bool = True,
+    ) -> None:
+        self.w0 = _check_number("w0", w0, 0.0, inclusive=True)
+        self.sigma = _check_number("sigma", sigma, 0.0, inclusive=False)
+        self.tol = _check_number("tol", tol, 0.0, inclusive=False)
+        if isinstance(class_weights, str):
+            if class_weights != "balanced":
+                raise ValueError(
+                    f"class_weights must be 'balanced', None or (w_background, w_foreground), got {class_weights!r}."
+                )
+        elif class_weights is not None:
+            values = np.asarray(class_weights, dtype=np.float64).reshape(-1)
+            if values.size != 2 or not np.all(np.isfinite(values)) or np.any(values < 0):
+                raise ValueError(
+                    "class_weights must be 'balanced', None or two finite non-negative numbers "
+                    f"(w_background, w_foreground), got {class_weights!r}."
+                )
+            class_weights = tuple(float(v) for v in values)
+        self.class_weights = class_weights
+        if isinstance(spacing, str):
+            if spacing != "meta":
+                raise ValueError(f"spacing must be None, a number, a sequence of numbers or 'meta', got {spacing!r}.")
+        elif spacing is not None:
+            if isinstance(spacing, (int, float, np.integer, np.floating)):
+                _spacing_tuple(spacing, 1)  # validates the value
+            else:
+                try:
+                    values = tuple(float(v) for v in np.asarray(spacing, dtype=np.float64).reshape(-1))
+                except (TypeError, ValueError) as e:
+                    raise ValueError(
+                        f"spacing must be None, a number, a sequence of numbers or 'meta', got {spacing!r}."
+                    ) from e
+                spacing = _spacing_tuple(values, len(values))
+        self.spacing = spacing
+        if label_type not in _LABEL_TYPES:
+            raise ValueError(f"label_type must be one of {_LABEL_TYPES}, got {label_type!r}.")
+        self.label_type = label_type
+        if connectivity is not None and (
+            isinstance(connectivity, bool) or not isinstance(connectivity, (int, np.integer)) or connectivity < 1
+        ):
+            raise ValueError(f"connectivity must be None or a positive int (<= spatial dims), got {connectivity!r}.")
+        self.connectivity = connectivity
+        self.carve = bool(carve)
+        self.return_target = bool(return_target)
+
+    def _spacing_for(self, label: NdarrayOrTensor, ndim: int) -> tuple[float, ...] | None:
+        if self.spacing is None:
+            return None
+        if isinstance(self.spacing, str):  # "meta"
+            if not isinstance(label, MetaTensor):
+                raise ValueError(
+                    f"spacing='meta' needs a MetaTensor label with an affine, got {type(label).__name__}; "
+                    "pass the spacing explicitly instead."
+                )
+            pixdim = np.asarray(label.pixdim, dtype=np.float64).reshape(-1)[:ndim]
+            return _spacing_tuple(tuple(pixdim), ndim)
+        return _spacing_tuple(self.spacing, ndim)
+
+    def __call__(self, label: NdarrayOrTensor) -> tuple[NdarrayOrTensor, NdarrayOrTensor] | NdarrayOrTensor:
+        """
+        Args:
+            label: channel-first label image ``(1, H, W)`` or ``(1, D, H, W)``: instance ids (0 = background) or
+                a binary mask.
+
+        Returns:
+            ``(weight, target)``: the float32 weight map and the binary target with separation borders, both of
+            shape and type of ``label`` (only ``weight`` when ``return_target=False``).
+        """
+        shape = tuple(label.shape)
+        if len(shape) not in (3, 4) or shape[0] != 1:
+            raise ValueError(
+                "UNetWeightMap expects a channel-first label with one channel, (1, H, W) or (1, D, H, W), "
+                f"got shape {shape}."
+            )
+        if any(s == 0 for s in shape):
+            raise ValueError(f"UNetWeightMap got an empty label image of shape {shape}.")
+        ndim = len(shape) - 1
+        if self.connectivity is not None and self.connectivity > ndim:
+            raise ValueError(f"connectivity must be in [1, {ndim}] for {ndim}D labels, got {self.connectivity}.")
+        spacing = self._spacing_for(label, ndim)
+        label_np = convert_data_type(label, np.ndarray)[0][0]
+        weight, target = unet_weight_map(
+            label_np,
+            w0=self.w0,
+            sigma=self.sigma,
+            class_weights=self.class_weights,
+            spacing=spacing,
+            carve=self.carve,
+            connectivity=self.connectivity,
+            label_type=self.label_type,
+            tol=self.tol,
+        )
+        float_dtype = torch.float32 if isinstance(label, torch.Tensor) else np.float32
+        weight_out = convert_to_dst_type(weight[None], dst=label, dtype=float_dtype)[0]
+        if not self.return_target:
+            return weight_out
+        target_out = convert_to_dst_type(target[None], dst=label)[0]
+        return weight_out, target_out
