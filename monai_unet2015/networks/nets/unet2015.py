@@ -301,8 +301,8 @@ class UNet2015(nn.Module):
     then a 2x2 max pooling with stride 2; the channels double per level. Every level of the expansive path
     applies a 2x2 up-convolution that halves the channels, concatenates the centre-cropped feature map of
     the contracting path and applies two unpadded 3x3 convolutions with ReLU. A final 1x1 convolution maps
-    to ``out_channels`` class scores (logits; apply a softmax for probabilities). Dropout is applied at the
-    end of the contracting path (after the bottleneck convolutions). Weights are initialised as in the
+    to ``out_channels`` class scores (logits; apply a softmax for probabilities). Element-wise dropout is
+    applied at the end of the contracting path (to the output of the bottleneck convolutions). Weights are initialised as in the
     paper from a Gaussian with standard deviation ``sqrt(2 / N)``, ``N`` the number of incoming nodes of one
     neuron (``3*3*C_in`` for a 3x3 convolution, ``C_in`` for the 2x2 stride-2 up-convolution), biases zero.
 
@@ -373,8 +373,8 @@ class UNet2015(nn.Module):
         self.downs = nn.ModuleList(
             [ValidDown(spatial_dims, fea[i - 1], fea[i], act, norm, bias) for i in range(1, self.depth)]
         )
-        drop_type = Dropout[Dropout.DROPOUT, spatial_dims]
-        self.dropout = drop_type(float(dropout)) if dropout > 0 else nn.Identity()
+        # element-wise dropout (``Dropout[DROPOUT, 1]`` is ``nn.Dropout``), as in the authors' Caffe model
+        self.dropout = Dropout[Dropout.DROPOUT, 1](float(dropout)) if dropout > 0 else nn.Identity()
         self.ups = nn.ModuleList(
             [
                 ValidUpCat(spatial_dims, fea[i], fea[i - 1], fea[i - 1], act, norm, bias, up_mode)
