@@ -60,11 +60,15 @@ def segment(
     weights: str | Path | None = None,
     features: Sequence[int] = (64, 128, 256, 512, 1024),
     device: str = "cpu",
+    roi_size: int = 388,
+    tta: bool = False,
 ) -> list[Path]:
     """Segment each 2D image in ``inputs``; write ``<stem>_prob.tif``, ``<stem>_mask.png`` and ``<stem>_overlay.png``.
 
-    The image is normalised to zero mean and unit variance, mirrored by the network's border and
-    passed through the network in one piece; the output has the image's own size.
+    The image is normalised to zero mean and unit variance and segmented with
+    :py:class:`~monai_unet2015.inferers.OverlapTileInferer` (mirror padding, output tiles of ``roi_size``),
+    optionally averaged over the 8 flips/rotations (``tta``). ``_prob.tif`` holds the softmax probability of
+    class 1 (float32), ``_mask.png`` its threshold at 0.5, ``_overlay.png`` class-0 pixels tinted red.
 
     Returns:
         the written file paths.
@@ -72,24 +76,21 @@ def segment(
     import tifffile
     from PIL import Image
 
-    from monai_unet2015.networks.nets import unet2015_input_size_for_output
+    from monai_unet2015.inferers import DihedralTTAInferer, OverlapTileInferer
 
     net = _load_network(Path(weights) if weights else None, features).to(device)
+    inferer = OverlapTileInferer(roi_size=roi_size, progress=False)
+    if tta:
+        inferer = DihedralTTAInferer(inferer)
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in map(Path, inputs):
         img = _read_image(path)
         x = (img - img.mean()) / max(float(img.std()), 1e-6)
-        h, w = x.shape
-        b = net.border
-        th, tw = (unet2015_input_size_for_output(s, net.depth) for s in (h, w))
-        # mirror by the border, and on the far side up to the next valid input size
-        padded = np.pad(x, ((b, th - h - b), (b, tw - w - b)), mode="reflect")
         t0 = time.perf_counter()
-        with torch.no_grad():
-            logits = net(torch.from_numpy(padded)[None, None].to(device))
-        prob = torch.softmax(logits.float(), 1)[0, 1, :h, :w].cpu().numpy()
+        logits = inferer(torch.from_numpy(x)[None, None].to(device), net)
+        prob = torch.softmax(logits.float(), 1)[0, 1].cpu().numpy()
         dt = time.perf_counter() - t0
         mask = (prob > 0.5).astype(np.uint8) * 255
         grey = np.clip((img - img.min()) / max(float(np.ptp(img)), 1e-6) * 255, 0, 255).astype(np.uint8)
@@ -100,6 +101,7 @@ def segment(
         tifffile.imwrite(files[0], prob.astype(np.float32))
         Image.fromarray(mask).save(files[1])
         Image.fromarray(overlay.astype(np.uint8)).save(files[2])
+        h, w = img.shape
         print(f"{path.name}: {h}x{w} segmented in {dt:.2f} s -> " + ", ".join(str(f) for f in files))
         written += files
     return written
@@ -114,11 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     seg.add_argument("--weights", default=None, help="state dict of a trained UNet2015 (.pt)")
     seg.add_argument("--features", default="64,128,256,512,1024", help="channels per level, comma separated")
     seg.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    seg.add_argument("--roi-size", type=int, default=388, help="output tile size (rounded up to a valid one)")
+    seg.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations")
     args = parser.parse_args(argv)
     if args.weights is None:
         print("note: no --weights given: the network keeps the paper's random initialisation, so the mask is not meaningful.")
     features = [int(f) for f in args.features.split(",")]
-    segment(args.input, args.output, args.weights, features, args.device)
+    segment(args.input, args.output, args.weights, features, args.device, args.roi_size, args.tta)
     return 0
 
 
