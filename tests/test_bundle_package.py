@@ -1,0 +1,145 @@
+# Copyright (c) monai_unet2015 contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Release packaging of the bundles and the model-zoo download round trip over a local HTTP server."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import shutil
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from monai.bundle import download, load, run
+from monai_unet2015.bundle import bundle_files, latest_checkpoint, package_bundle
+from monai_unet2015.bundle.package import main
+from monai_unet2015.networks.nets import UNet2015
+
+REPO = Path(__file__).resolve().parents[1]
+EM = "unet2015_em_membranes"
+TINY = [4, 8, 16, 32, 64]
+
+
+@pytest.fixture
+def tiny_bundle(tmp_path):
+    """A copy of the EM bundle with a tiny width, random weights and training leftovers that must not ship."""
+    root = tmp_path / "src" / EM
+    shutil.copytree(REPO / "bundles" / EM, root, ignore=shutil.ignore_patterns("runs", "eval", "models", "__pycache__"))
+    for f in ("inference.json", "train.json"):
+        cfg = json.loads((root / "configs" / f).read_text())
+        cfg["features"] = TINY
+        (root / "configs" / f).write_text(json.dumps(cfg, indent=4))
+    (root / "models").mkdir()
+    torch.manual_seed(0)
+    torch.save(UNet2015(features=TINY).state_dict(), root / "models" / "model.pt")
+    torch.save({}, root / "models" / "checkpoint_epoch=3.pt")
+    (root / "runs" / "checkpoints").mkdir(parents=True)
+    (root / "runs" / "events.out.tfevents.0").write_text("x")
+    (root / "eval").mkdir()
+    (root / "eval" / "x_mask.png").write_text("x")
+    return root
+
+
+def test_package_layout_and_checksum(tiny_bundle, tmp_path):
+    zip_path, digest = package_bundle(tiny_bundle, tmp_path / "dist")
+    version = json.loads((tiny_bundle / "configs" / "metadata.json").read_text())["version"]
+    assert zip_path.name == f"{EM}_v{version}.zip"
+    assert digest == hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    assert Path(f"{zip_path}.sha256").read_text() == f"{digest}  {zip_path.name}\n"
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+    assert all(n.startswith(f"{EM}/") for n in names)
+    configs = ("metadata.json", "inference.json", "train.json", "evaluate.json", "multi_gpu_train.json", "logging.conf")
+    others = ("models/model.pt", "LICENSE", "docs/README.md", "docs/data_license.txt")
+    expected = {f"{EM}/configs/{f}" for f in configs} | {f"{EM}/{f}" for f in others}
+    assert expected <= set(names)
+    assert not any("/runs/" in n or "/eval/" in n or "checkpoint" in n for n in names)
+    assert any(n.startswith(f"{EM}/sample/") for n in names)
+    # reproducible: the same bundle gives the same bytes
+    _, digest2 = package_bundle(tiny_bundle, tmp_path / "dist2")
+    assert digest2 == digest
+    # command line
+    assert main([str(tiny_bundle), "--out", str(tmp_path / "dist3")]) == 0
+    assert (tmp_path / "dist3" / zip_path.name).is_file()
+
+
+def test_package_errors(tiny_bundle, tmp_path, capsys):
+    with pytest.raises(ValueError, match="is not a bundle"):
+        package_bundle(tmp_path, tmp_path / "d")
+    with pytest.raises(ValueError, match="name must contain"):
+        package_bundle(tiny_bundle, tmp_path / "d", name="a b")
+    (tiny_bundle / "models" / "model.pt").unlink()
+    with pytest.raises(ValueError, match="model.pt is missing"):
+        package_bundle(tiny_bundle, tmp_path / "d")
+    assert main([str(tiny_bundle), "--out", str(tmp_path / "d")]) == 2
+    assert "model.pt is missing" in capsys.readouterr().err
+    zip_path, _ = package_bundle(tiny_bundle, tmp_path / "d", require_weights=False)
+    assert zip_path.is_file()
+    meta = tiny_bundle / "configs" / "metadata.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "version": "one"}))
+    with pytest.raises(ValueError, match="'version' must be"):
+        package_bundle(tiny_bundle, tmp_path / "d", require_weights=False)
+
+
+def test_bundle_files_and_latest_checkpoint(tiny_bundle):
+    files = {p.as_posix() for p in bundle_files(tiny_bundle)}
+    assert "models/model.pt" in files and "models/checkpoint_epoch=3.pt" not in files
+    assert not any(f.startswith(("runs/", "eval/")) for f in files)
+    assert latest_checkpoint(tiny_bundle / "runs" / "checkpoints") is None
+    assert latest_checkpoint(tiny_bundle / "nowhere") is None
+    assert latest_checkpoint(tiny_bundle / "models").endswith("checkpoint_epoch=3.pt")
+    with pytest.raises(ValueError, match="not a folder"):
+        latest_checkpoint(tiny_bundle / "LICENSE")
+
+
+def test_download_load_run_round_trip(tiny_bundle, tmp_path, monkeypatch):
+    """Serve the release zip on 127.0.0.1, fetch it like a model-zoo bundle, load the weights and run inference."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    dist = tmp_path / "dist"
+    zip_path, digest = package_bundle(tiny_bundle, dist)
+    version = json.loads((tiny_bundle / "configs" / "metadata.json").read_text())["version"]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(dist))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{zip_path.name}"
+        bundle_dir = tmp_path / "hub"
+        download(name=EM, version=version, bundle_dir=str(bundle_dir), url=url, progress=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    root = bundle_dir / EM
+    assert hashlib.sha256((bundle_dir / f"{EM}.zip").read_bytes()).hexdigest() == digest
+    assert (root / "models" / "model.pt").read_bytes() == (tiny_bundle / "models" / "model.pt").read_bytes()
+    # load: the network of the bundle's config with the shipped weights
+    net = load(name=EM, bundle_dir=str(bundle_dir), workflow_type="inference", device="cpu", progress=False)
+    ref = UNet2015(features=TINY)
+    ref.load_state_dict(torch.load(tiny_bundle / "models" / "model.pt", weights_only=True))
+    x = torch.rand(1, 1, 188, 188)
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(x), ref.eval()(x))
+    # run the downloaded bundle's inference on its shipped sample
+    run(config_file=str(root / "configs" / "inference.json"), bundle_root=str(root))
+    outputs = sorted(p.name for p in (root / "eval").iterdir())
+    assert outputs == ["isbi2012_test_00_mask.png", "isbi2012_test_00_overlay.png", "isbi2012_test_00_prob.tif"]
+    assert np.asarray(Image.open(root / "eval" / "isbi2012_test_00_overlay.png")).shape == (512, 512, 3)
