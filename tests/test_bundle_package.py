@@ -66,7 +66,8 @@ def test_package_layout_and_checksum(tiny_bundle, tmp_path):
     with zipfile.ZipFile(zip_path) as zf:
         names = zf.namelist()
     assert all(n.startswith(f"{EM}/") for n in names)
-    configs = ("metadata.json", "inference.json", "train.json", "evaluate.json", "multi_gpu_train.json", "logging.conf")
+    configs = ("metadata.json", "inference.json", "train.json", "train_cpu.json", "evaluate.json", "multi_gpu_train.json",
+               "logging.conf")
     others = ("models/model.pt", "LICENSE", "docs/README.md", "docs/data_license.txt")
     expected = {f"{EM}/configs/{f}" for f in configs} | {f"{EM}/{f}" for f in others}
     assert expected <= set(names)

@@ -49,7 +49,7 @@ needs_schema = pytest.mark.skipif(not SCHEMA.is_file(), reason="../shared/schema
 
 EM, CELLS = "unet2015_em_membranes", "unet2015_dic_hela"
 NAMES = (EM, CELLS)
-CONFIGS = ("inference.json", "train.json", "evaluate.json", "multi_gpu_train.json", "metadata.json")
+CONFIGS = ("inference.json", "train.json", "train_cpu.json", "evaluate.json", "multi_gpu_train.json", "metadata.json")
 TINY = [4, 8, 16, 32, 64]  # depth 5 like the paper (valid sizes 16 n + 124), tiny width
 CROP = 160
 GT_FRAMES = (2, 5, 21, 31, 33, 34, 39, 54, 67)
@@ -125,7 +125,8 @@ def test_layout(name):
     assert len(samples) == 1 and samples[0].stat().st_size < 400_000
     if name == CELLS:  # the sample is not one of the gold-truth frames
         assert int(samples[0].stem[-3:]) not in GT_FRAMES
-    assert not (root / "models" / "model.pt").exists() or (root / "models" / "model.pt").stat().st_size > 0
+    weights = root / "models" / "model.pt"  # the shipped weights, checked in test_bundle_weights.py
+    assert not weights.exists() or weights.stat().st_size > 0
     for f in CONFIGS:
         json.loads((root / "configs" / f).read_text())  # valid JSON
 
@@ -142,6 +143,7 @@ def test_configs_parse(name):
              "validate#inferer", "validate#postprocessing", "validate#key_metric", "validate#additional_metrics"],
         ),
         (["inference.json", "evaluate.json"], ["preprocessing", "postprocessing", "metrics", "handlers"]),
+        (["train.json", "train_cpu.json"], ["optimizer", "loss", "train#augmentation"]),
     ):
         parser = ConfigParser()
         parser.read_config([str(root / "configs" / f) for f in files])
@@ -183,16 +185,18 @@ def test_cells_datalist_split():
     parser.read_config(str(BUNDLES / CELLS / "configs" / "train.json"))
     parser["dataset_dir"] = str(DATA / "dic-hela")
     train = parser.get_parsed_content("train#datalist")
-    assert sorted(it["frame"] for it in train) == [2, 5, 21, 31, 33, 34, 39]
+    # frame 67's gold truth annotates 3 of its 17 cells: neither a training nor a validation label
+    assert sorted(it["frame"] for it in train) == [2, 5, 31, 33, 34, 39]
     assert all("01_GT" in it["label"] for it in train)
-    assert [it["frame"] for it in parser.get_parsed_content("validate#datalist")] == [54, 67]
+    assert [it["frame"] for it in parser.get_parsed_content("validate#datalist")] == [21, 54]
     parser = ConfigParser()
     parser.read_config(str(BUNDLES / CELLS / "configs" / "train.json"))
     parser["dataset_dir"] = str(DATA / "dic-hela")
     parser["use_silver_truth"] = True
     frames = {it["frame"]: it["label"] for it in parser.get_parsed_content("train#datalist")}
-    assert all(min(abs(t - v) for v in (54, 67)) > 3 for t in frames)
+    assert all(min(abs(t - v) for v in (21, 54)) > 3 for t in frames)
     assert "01_GT" in frames[5] and "01_ST" in frames[10] and 56 not in frames and 60 in frames
+    assert "01_ST" in frames[67]  # the silver truth of the partially annotated frame
 
 
 # ------------------------------------------------------------------------------- class conventions, end to end
@@ -330,10 +334,12 @@ def test_train_resume_and_evaluate(name, tmp_path, tiny_data):
     state = torch.load(ckpts / "checkpoint_epoch=1.pt", weights_only=False)
     assert set(state) == {"model", "optimizer", "trainer"} and state["trainer"]["iteration"] == 2
     assert state["optimizer"]["param_groups"][0]["momentum"] == 0.99
-    # a resumed run continues from the saved epoch and iteration
-    run(config_file=config, **{**args, "epochs": 2, "resume": True})
+    assert state["optimizer"]["param_groups"][0]["lr"] == 0.01
+    # a resumed run continues from the saved epoch and iteration, with the learning rate given now
+    run(config_file=config, **{**args, "epochs": 2, "resume": True, "learning_rate": 0.001})
     state = torch.load(ckpts / "checkpoint_epoch=2.pt", weights_only=False)
     assert state["trainer"]["iteration"] == 4 and state["trainer"]["max_epochs"] == 2
+    assert state["optimizer"]["param_groups"][0]["lr"] == 0.001
     assert latest_checkpoint(ckpts) == str(ckpts / "checkpoint_final.pt")  # what the next resume loads
     weights = torch.load(root / "models" / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in weights)
