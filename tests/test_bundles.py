@@ -256,7 +256,8 @@ def _check_outputs(name: str, out_dir: Path, sample: Path) -> None:
     assert overlay.shape == (*image.shape, 3) and overlay.dtype == np.uint8
     assert 0.0 <= prob.min() and prob.max() <= 1.0
     assert set(np.unique(mask)) <= {0, 255}
-    np.testing.assert_array_equal(prob >= 0.5, mask == 255)  # same orientation; AsDiscrete keeps p >= threshold
+    threshold = json.loads((BUNDLES / name / "configs" / "inference.json").read_text())["threshold"]
+    np.testing.assert_array_equal(prob >= threshold, mask == 255)  # same orientation; AsDiscrete keeps p >= threshold
     # the overlay is the image (in its own orientation) where the mask is empty
     bg = mask == 0
     if bg.sum() > 100:
