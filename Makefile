@@ -1,5 +1,5 @@
 # Two commands for a fresh machine (Python 3.11, no GPU, package registries only):
-#   make run    install, then segment the shipped sample slice and write the result
+#   make run    install, then run the EM bundle's inference on its shipped sample slice
 #   make test   install, then run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 # CPU build of torch; an unpinned torch would pull a CUDA release of several GB.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+EM_BUNDLE := bundles/unet2015_em_membranes
 
 .PHONY: install run test bench clean
 
@@ -20,7 +21,8 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m monai_unet2015 segment --output outputs/sample
+	$(PY) -m monai.bundle run --config_file $(EM_BUNDLE)/configs/inference.json --bundle_root $(EM_BUNDLE) \
+		--output_dir outputs/sample
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
