@@ -83,7 +83,7 @@ def _inferer(kind: str, amp: str | None, device: str = "cpu") -> OverlapTileInfe
     if kind == "paper":
         return OverlapTileInferer(roi_size=388, amp_dtype=amp, sw_device=device, device=device)
     if kind == "whole":  # one pass over the whole mirrored image
-        return OverlapTileInferer(roi_size=0, amp_dtype=amp, sw_device=device, device=device)
+        return OverlapTileInferer(roi_size=1 << 20, amp_dtype=amp, sw_device=device, device=device)  # > any image
     return OverlapTileInferer(amp_dtype=amp, sw_device=device, device=device)  # default memory budget
 
 

@@ -9,120 +9,140 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Command line: ``python -m monai_unet2015 segment`` segments 2D images with the valid-padding U-Net."""
+"""Command line: ``python -m monai_unet2015 segment`` runs a bundle's inference on your images.
+
+There is one inference path: the command runs the bundle's own ``configs/inference.json`` (by default the EM
+membranes bundle beside the package, ``--bundle PATH`` for another), with that bundle's preprocessing,
+output channel, threshold, width and writers, exactly as ``python -m monai.bundle run`` does. It segments 2D
+images and (Z, Y, X) TIFF stacks slice by slice; see :py:mod:`monai_unet2015.data.images` for colour input,
+non-finite pixels and 3D volumes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import torch
+__all__ = ["main", "segment", "DEFAULT_BUNDLE", "SAMPLE"]
 
-__all__ = ["main", "segment"]
-
+_REPO = Path(__file__).resolve().parent.parent
+#: the bundle ``segment`` runs when no ``--bundle`` is given (beside the package in a clone of the repository)
+DEFAULT_BUNDLE = _REPO / "bundles" / "unet2015_em_membranes"
 SAMPLE = Path(__file__).resolve().parent / "data" / "samples" / "isbi2012_test_00.png"
 
 
-def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image
+def _bundle_root(bundle: str | Path | None):
+    from monai_unet2015.bundle.errors import BundleInputError
 
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        img = tifffile.imread(path)
-    else:
-        img = np.asarray(Image.open(path))
-    if img.ndim == 3:  # colour: use the mean of the channels
-        img = img[..., :3].mean(-1)
-    if img.ndim != 2:
-        raise ValueError(f"--input {path}: expected a 2D grey image, got an array of shape {img.shape}.")
-    return img.astype(np.float32)
-
-
-def _load_network(weights: Path | None, features: Sequence[int]) -> torch.nn.Module:
-    from monai_unet2015.networks.nets import UNet2015
-
-    net = UNet2015(spatial_dims=2, in_channels=1, out_channels=2, features=tuple(features))
-    if weights is not None:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        state = state.get("model", state) if isinstance(state, dict) else state
-        net.load_state_dict({k: v.float() for k, v in state.items()})
-    return net.eval()
+    root = Path(bundle) if bundle is not None else DEFAULT_BUNDLE
+    config = root / "configs" / "inference.json"
+    if not config.is_file():
+        if bundle is None:
+            raise BundleInputError(
+                f"the default EM bundle is not at {root} (this install has no bundles/ beside the package): "
+                "pass --bundle PATH of a downloaded bundle."
+            )
+        raise BundleInputError(f"--bundle {root} is not a MONAI bundle: {config} does not exist.")
+    return root
 
 
 def segment(
-    inputs: Sequence[str | Path],
+    inputs: Sequence[str | Path] | None,
     output_dir: str | Path,
+    bundle: str | Path | None = None,
     weights: str | Path | None = None,
-    features: Sequence[int] = (64, 128, 256, 512, 1024),
-    device: str = "cpu",
-    roi_size: int = 388,
     tta: bool = False,
+    roi_size: int | None = None,
+    threshold: float | None = None,
+    device: str | None = None,
+    volume_as_slices: bool = False,
 ) -> list[Path]:
-    """Segment each 2D image in ``inputs``; write ``<stem>_prob.tif``, ``<stem>_mask.png`` and ``<stem>_overlay.png``.
+    """Run ``bundle``'s ``configs/inference.json`` on ``inputs`` and return the files it wrote to ``output_dir``.
 
-    The image is normalised to zero mean and unit variance and segmented with
-    :py:class:`~monai_unet2015.inferers.OverlapTileInferer` (mirror padding, output tiles of ``roi_size``),
-    optionally averaged over the 8 flips/rotations (``tta``). ``_prob.tif`` holds the softmax probability of
-    class 1 (float32), ``_mask.png`` its threshold at 0.5, ``_overlay.png`` class-0 pixels tinted red.
-
-    Returns:
-        the written file paths.
+    Args:
+        inputs: image files, folders or (Z, Y, X) TIFF stacks; ``None``: the bundle's own sample.
+        output_dir: folder of the outputs (the bundle's names, e.g. ``<stem>_prob.tif``, ``<stem>_mask.png``).
+        bundle: the bundle folder (default :py:data:`DEFAULT_BUNDLE`).
+        weights: a checkpoint to use instead of the bundle's ``models/model.pt``; its width (``features``) is read
+            from its tensors, so a bare state dict works.
+        tta: average over the flips/rotations of the bundle's ``tta_group``.
+        roi_size: output tile size (default: the bundle's).
+        threshold: mask threshold (default: the bundle's).
+        device: e.g. ``"cpu"`` or ``"cuda:0"`` (default: the bundle's choice).
+        volume_as_slices: segment 3D volumes that are not TIFF stacks slice by slice.
     """
-    import tifffile
-    from PIL import Image
+    from monai.bundle import run
 
-    from monai_unet2015.inferers import DihedralTTAInferer, OverlapTileInferer
+    from monai_unet2015.bundle.checkpoint import read_state_dict, unet2015_args_from_state_dict
 
-    net = _load_network(Path(weights) if weights else None, features).to(device)
-    inferer = OverlapTileInferer(roi_size=roi_size, progress=False)
-    if tta:
-        inferer = DihedralTTAInferer(inferer)
-    out_dir = Path(output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in map(Path, inputs):
-        img = _read_image(path)
-        x = (img - img.mean()) / max(float(img.std()), 1e-6)
-        t0 = time.perf_counter()
-        logits = inferer(torch.from_numpy(x)[None, None].to(device), net)
-        prob = torch.softmax(logits.float(), 1)[0, 1].cpu().numpy()
-        dt = time.perf_counter() - t0
-        mask = (prob > 0.5).astype(np.uint8) * 255
-        grey = np.clip((img - img.min()) / max(float(np.ptp(img)), 1e-6) * 255, 0, 255).astype(np.uint8)
-        overlay = np.stack([grey] * 3, -1).astype(np.float32)
-        overlay[mask == 0] = 0.55 * overlay[mask == 0] + 0.45 * np.array([255, 40, 40])
-        stem = path.stem
-        files = [out_dir / f"{stem}_prob.tif", out_dir / f"{stem}_mask.png", out_dir / f"{stem}_overlay.png"]
-        tifffile.imwrite(files[0], prob.astype(np.float32))
-        Image.fromarray(mask).save(files[1])
-        Image.fromarray(overlay.astype(np.uint8)).save(files[2])
-        h, w = img.shape
-        print(f"{path.name}: {h}x{w} segmented in {dt:.2f} s -> " + ", ".join(str(f) for f in files))
-        written += files
-    return written
+    root = _bundle_root(bundle)
+    overrides: dict[str, Any] = {"bundle_root": str(root), "output_dir": str(output_dir), "tta": bool(tta),
+                                 "volume_as_slices": bool(volume_as_slices)}
+    if inputs is not None:
+        overrides["dataset_dir"] = [str(p) for p in inputs]
+    if weights is not None:
+        overrides["ckpt_path"] = str(weights)
+        overrides["features"] = unet2015_args_from_state_dict(read_state_dict(weights, "weights"))["features"]
+    if roi_size is not None:
+        overrides["roi_size"] = int(roi_size)
+    if threshold is not None:
+        overrides["threshold"] = float(threshold)
+    if device is not None:
+        overrides["device"] = f"$torch.device({device!r})"
+    out = Path(output_dir)
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*") if p.is_file()} if out.is_dir() else {}
+    meta = root / "configs" / "metadata.json"
+    logging_file = root / "configs" / "logging.conf"
+    run(
+        config_file=str(root / "configs" / "inference.json"),
+        meta_file=str(meta) if meta.is_file() else None,
+        logging_file=str(logging_file) if logging_file.is_file() else None,
+        **overrides,
+    )
+    return sorted(p for p in out.glob("*") if p.is_file() and before.get(p) != p.stat().st_mtime_ns)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monai_unet2015", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m monai_unet2015", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    seg = sub.add_parser("segment", help="segment 2D images (default: the shipped ISBI 2012 test slice)")
-    seg.add_argument("--input", nargs="*", default=[str(SAMPLE)], help="image files (PNG or TIFF)")
-    seg.add_argument("--output", default="outputs/sample", help="output folder")
-    seg.add_argument("--weights", default=None, help="state dict of a trained UNet2015 (.pt)")
-    seg.add_argument("--features", default="64,128,256,512,1024", help="channels per level, comma separated")
-    seg.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    seg.add_argument("--roi-size", type=int, default=388, help="output tile size (rounded up to a valid one)")
-    seg.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations")
+    seg = sub.add_parser(
+        "segment",
+        help="segment 2D images and TIFF stacks with a bundle's inference (default: the EM membranes bundle)",
+        description="Runs the bundle's configs/inference.json on the given images; outputs are the bundle's.",
+    )
+    seg.add_argument("--input", nargs="+", default=None,
+                     help="image files, folders or (Z, Y, X) TIFF stacks (default: the bundle's sample)")
+    seg.add_argument("--output", default="outputs/sample", help="output folder (default: outputs/sample)")
+    seg.add_argument("--bundle", default=None, help=f"bundle folder (default: {DEFAULT_BUNDLE})")
+    seg.add_argument("--weights", default=None,
+                     help="checkpoint instead of the bundle's models/model.pt; its width is read from its tensors")
+    seg.add_argument("--tta", action="store_true", help="average over the bundle's flips/rotations")
+    seg.add_argument("--roi-size", type=int, default=None, help="output tile size (default: the bundle's)")
+    seg.add_argument("--threshold", type=float, default=None, help="mask threshold (default: the bundle's)")
+    seg.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    seg.add_argument("--volume-as-slices", action="store_true",
+                     help="segment 3D volumes that are not TIFF stacks (NIfTI, ...) slice by slice")
     args = parser.parse_args(argv)
-    if args.weights is None:
-        print("note: no --weights given: the network keeps the paper's random initialisation, so the mask is not meaningful.")
-    features = [int(f) for f in args.features.split(",")]
-    segment(args.input, args.output, args.weights, features, args.device, args.roi_size, args.tta)
+
+    from monai_unet2015.bundle.errors import TRACEBACK_ENV, user_error_message
+
+    try:
+        segment(args.input, args.output, args.bundle, args.weights, args.tta, args.roi_size, args.threshold,
+                args.device, args.volume_as_slices)
+    except Exception as e:
+        message = user_error_message(e)
+        if message is None or os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            raise
+        logging.shutdown()
+        for bundle_key, option in (("--dataset_dir", "--input"), ("--ckpt_path", "--weights")):
+            message = message.replace(bundle_key, option)  # the CLI's names of the bundle's keys
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -17,7 +17,11 @@ import functools
 import hashlib
 import http.server
 import json
+import logging
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -28,7 +32,8 @@ import torch
 from PIL import Image
 
 from monai.bundle import download, load, run
-from monai_unet2015.bundle import bundle_files, latest_checkpoint, package_bundle
+from monai_unet2015.bundle import bundle_files, latest_checkpoint, package_bundle, select_bundle_files
+from monai_unet2015.bundle import package as package_module
 from monai_unet2015.bundle.package import main
 from monai_unet2015.networks.nets import UNet2015
 
@@ -108,6 +113,121 @@ def test_bundle_files_and_latest_checkpoint(tiny_bundle):
     assert latest_checkpoint(tiny_bundle / "models").endswith("checkpoint_epoch=3.pt")
     with pytest.raises(ValueError, match="not a folder"):
         latest_checkpoint(tiny_bundle / "LICENSE")
+
+
+def _names(zip_path):
+    with zipfile.ZipFile(zip_path) as zf:
+        return sorted(zf.namelist())
+
+
+def _git(cwd, *args):
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CEILING_DIRECTORIES": ""}
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=env)
+
+
+@pytest.fixture
+def git_bundle(tiny_bundle, tmp_path):
+    """The tiny bundle in a git repository whose .gitignore is the project's, with a stale ignored
+    models/model.ts, an ignored outputs/ folder and a file nobody added."""
+    repo = tmp_path / "repo"
+    root = repo / "bundles" / EM
+    root.parent.mkdir(parents=True)
+    shutil.move(str(tiny_bundle), str(root))
+    shutil.copy(REPO / ".gitignore", repo / ".gitignore")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")  # tracked = in the index; a commit is not needed
+    (root / "models" / "model.ts").write_bytes(b"stale torchscript export")
+    (root / "outputs").mkdir()
+    (root / "outputs" / "pred.png").write_text("x")
+    (root / "notes.txt").write_text("scratch, never git-added")
+    return root
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_package_in_git_work_tree_holds_only_tracked_files(git_bundle, tmp_path, caplog, capsys):
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=git_bundle, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "models/model.pt" in tracked and "models/model.ts" not in tracked
+    selection = select_bundle_files(git_bundle)
+    assert selection.source == "git"
+    assert {f.as_posix() for f in selection.files} == {
+        f for f in tracked if not f.startswith(("runs/", "eval/")) and "checkpoint" not in f
+    }
+    left_out = {f.as_posix(): why for f, why in selection.left_out}
+    assert left_out["notes.txt"] == "not added to git"
+    assert left_out["models/model.ts"] == "derived artefact"
+    assert left_out["outputs/pred.png"] == "derived artefact"
+    assert left_out["models/checkpoint_epoch=3.pt"] == "resume checkpoint"
+    with caplog.at_level(logging.INFO, logger=package_module.__name__):
+        zip_path, _ = package_bundle(git_bundle, tmp_path / "dist")
+    names = _names(zip_path)
+    assert f"{EM}/models/model.pt" in names and f"{EM}/configs/metadata.json" in names
+    assert not any(n.endswith(("model.ts", "notes.txt")) or "/outputs/" in n for n in names)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == ["left out (not added to git): notes.txt"]
+    assert any("models/model.ts" in r.getMessage() for r in caplog.records)
+    # the command line prints what it left out
+    assert main([str(git_bundle), "--out", str(tmp_path / "dist2")]) == 0
+    err = capsys.readouterr().err
+    assert "chosen by git" in err and "notes.txt" in err and "models/model.ts" in err
+    # --no-git: the exclude rules alone (the untracked file ships, the derived artefacts still do not)
+    assert main([str(git_bundle), "--out", str(tmp_path / "dist3"), "--no-git"]) == 0
+    names = _names(tmp_path / "dist3" / zip_path.name)
+    assert f"{EM}/notes.txt" in names and f"{EM}/models/model.ts" not in names
+    # a bundle whose weights were never git-added is refused with a hint
+    _git(git_bundle, "rm", "-q", "--cached", "models/model.pt")
+    with pytest.raises(ValueError, match=r"models/model.pt is not tracked: git add"):
+        package_bundle(git_bundle, tmp_path / "dist4")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_package_falls_back_to_exclude_rules_without_git(git_bundle, monkeypatch):
+    monkeypatch.setattr(package_module.shutil, "which", lambda name: None)
+    selection = select_bundle_files(git_bundle)
+    assert selection.source == "exclude rules (git is not installed)"
+    files = {f.as_posix() for f in selection.files}
+    assert "notes.txt" in files and "models/model.pt" in files
+    assert not any(f.endswith(".ts") or f.startswith(("outputs/", "runs/", "eval/")) for f in files)
+
+
+def test_package_outside_git_never_packs_derived_artefacts(tiny_bundle, tmp_path):
+    (tiny_bundle / "models" / "model.ts").write_bytes(b"stale torchscript export")
+    (tiny_bundle / "outputs").mkdir()
+    (tiny_bundle / "outputs" / "pred.png").write_text("x")
+    (tiny_bundle / "docs" / "outputs.md").write_text("a doc named like a derived folder still ships")
+    selection = select_bundle_files(tiny_bundle)
+    assert selection.source.startswith("exclude rules (not in a git work tree")
+    left_out = {f.as_posix(): why for f, why in selection.left_out}
+    assert left_out["models/model.ts"] == left_out["outputs/pred.png"] == "derived artefact"
+    assert left_out["runs/events.out.tfevents.0"] == left_out["eval/x_mask.png"] == "derived artefact"
+    names = _names(package_bundle(tiny_bundle, tmp_path / "dist")[0])
+    assert f"{EM}/models/model.pt" in names and f"{EM}/docs/outputs.md" in names
+    assert not any(n.endswith(".ts") or "/outputs/" in n or "/runs/" in n or "/eval/" in n for n in names)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["BUNDLE", "--out", "OUT"]])
+def test_command_line_has_no_runpy_warning(tiny_bundle, tmp_path, args):
+    """``monai_unet2015.bundle`` must not import ``.package`` itself, else ``python -m`` warns (RuntimeWarning)."""
+    args = [str(tiny_bundle) if a == "BUNDLE" else str(tmp_path / "dist") if a == "OUT" else a for a in args]
+    res = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "monai_unet2015.bundle.package", *args],
+        capture_output=True, text=True, cwd=str(REPO), timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "RuntimeWarning" not in res.stderr and "sys.modules" not in res.stderr
+    if "--help" not in args:
+        version = json.loads((tiny_bundle / "configs" / "metadata.json").read_text())["version"]
+        assert (tmp_path / "dist" / f"{EM}_v{version}.zip").is_file()
+
+
+def test_lazy_package_attributes():
+    import monai_unet2015.bundle as bundle
+
+    assert bundle.package_bundle is package_bundle and bundle.sha256sum is package_module.sha256sum
+    assert bundle.bundle_files is bundle_files
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        bundle.nope  # noqa: B018
 
 
 def test_download_load_run_round_trip(tiny_bundle, tmp_path, monkeypatch):

@@ -34,7 +34,7 @@ from PIL import Image
 from monai.bundle import ConfigParser, ckpt_export, run, verify_metadata, verify_net_in_out
 from monai.data import MetaTensor
 from monai.transforms import LoadImage
-from monai_unet2015.bundle import latest_checkpoint
+from monai_unet2015.bundle import BundleInputError, latest_checkpoint, sha256sum
 from monai_unet2015.metrics import foreground_iou, pixel_error, rand_error, seg_measure
 from monai_unet2015.networks.nets import UNet2015
 from monai_unet2015.transforms import UNetWeightMapd
@@ -109,6 +109,7 @@ def _train_args(name: str, data: dict, root: Path) -> dict:
         "val_interval": 1,
         "train_roi_size": 188,
         "num_workers": 0,
+        "run_name": "test",
         **_data_args(name, data),
     }
 
@@ -317,21 +318,23 @@ def test_inference_bundle_root_tta_and_missing_weights(tmp_path):
     cause = info.value
     while cause.__cause__ is not None:
         cause = cause.__cause__
-    assert isinstance(cause, FileNotFoundError) and "model.pt" in str(cause)
+    assert isinstance(cause, BundleInputError) and "model.pt" in str(cause) and "does not exist" in str(cause)
 
 
 # ------------------------------------------------------------------------------------ training and evaluation
 @pytest.mark.parametrize("name", NAMES)
 def test_train_resume_and_evaluate(name, tmp_path, tiny_data):
     root = _tiny_copy(name, tmp_path)
-    (root / "models" / "model.pt").unlink()
+    shipped = root / "models" / "model.pt"
+    shipped_sha = sha256sum(shipped)
     config = str(root / "configs" / "train.json")
     args = _train_args(name, tiny_data, root)
     run(config_file=config, **args)
-    ckpts = root / "runs" / "checkpoints"
-    assert (root / "models" / "model.pt").is_file()  # best key metric
+    run_dir = root / "runs" / "test"
+    ckpts = run_dir / "checkpoints"
+    assert (run_dir / "model.pt").is_file()  # best key metric, in the run's own folder
     assert (ckpts / "checkpoint_epoch=1.pt").is_file() and (ckpts / "checkpoint_final.pt").is_file()
-    assert list((root / "runs").glob("events.out.tfevents.*"))
+    assert list(run_dir.glob("events.out.tfevents.*"))
     state = torch.load(ckpts / "checkpoint_epoch=1.pt", weights_only=False)
     assert set(state) == {"model", "optimizer", "trainer"} and state["trainer"]["iteration"] == 2
     assert state["optimizer"]["param_groups"][0]["momentum"] == 0.99
@@ -342,7 +345,8 @@ def test_train_resume_and_evaluate(name, tmp_path, tiny_data):
     assert state["trainer"]["iteration"] == 4 and state["trainer"]["max_epochs"] == 2
     assert state["optimizer"]["param_groups"][0]["lr"] == 0.001
     assert latest_checkpoint(ckpts) == str(ckpts / "checkpoint_final.pt")  # what the next resume loads
-    weights = torch.load(root / "models" / "model.pt", weights_only=True)
+    assert sha256sum(shipped) == shipped_sha  # the shipped weights are never touched by training
+    weights = torch.load(run_dir / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in weights)
     # evaluate.json (merged over inference.json) writes the paper's metrics to a file
     run(
@@ -401,7 +405,7 @@ def test_verify_net_in_out_and_export(name, tmp_path):
 @needs_data
 def test_multi_gpu_train_gloo_two_processes(tmp_path, tiny_data):
     root = _tiny_copy(EM, tmp_path)
-    (root / "models" / "model.pt").unlink()
+    shipped_sha = sha256sum(root / "models" / "model.pt")
     args = _train_args(EM, tiny_data, root)
     args["val_indices"] = [0, 20]  # one validation image per process
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
@@ -411,14 +415,15 @@ def test_multi_gpu_train_gloo_two_processes(tmp_path, tiny_data):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    state = torch.load(root / "runs" / "checkpoints" / "checkpoint_final.pt", weights_only=False)
+    state = torch.load(root / "runs" / "test" / "checkpoints" / "checkpoint_final.pt", weights_only=False)
     assert state["trainer"]["iteration"] == 4 and state["trainer"]["max_epochs"] == 2
-    weights = torch.load(root / "models" / "model.pt", weights_only=True)
+    assert sha256sum(root / "models" / "model.pt") == shipped_sha
+    weights = torch.load(root / "runs" / "test" / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in weights)  # saved unwrapped, loadable without DDP
     UNet2015(features=TINY).load_state_dict(weights)
     # rank 0 logs and saves; validation ran on both ranks and was gathered
     assert "val_rand_error" in proc.stdout + proc.stderr
-    assert len(list((root / "runs").glob("events.out.tfevents.*"))) >= 1
+    assert len(list((root / "runs" / "test").glob("events.out.tfevents.*"))) >= 1
 
 
 # ------------------------------------------------------------------------------- LabelOverlay (the PNG overlay)

@@ -108,7 +108,7 @@ def test_multichannel_input_and_output():
     torch.manual_seed(3)
     net = UNet2015(in_channels=3, out_channels=5, features=(4, 8, 16), dropout=0.0).eval()
     x = torch.randn(1, 3, 50, 33)
-    out = OverlapTileInferer(input_roi_size=64)(x, net)
+    out = OverlapTileInferer(input_roi_size=64, depth=3)(x, net)  # 64 is valid for depth 3, not the paper's 5
     assert out.shape == (1, 5, 50, 33)
     torch.testing.assert_close(out, _whole_image_pass(net, x), atol=1e-4, rtol=0)
 
@@ -178,7 +178,7 @@ def test_paper_tile_and_input_roi_size():
     balanced = OverlapTileInferer(roi_size=388).plan((1000, 700), net)  # as many tiles, less work
     assert balanced.input_size == (524, 540) and balanced.starts == ((0, 336, 672), (0, 352))
     with pytest.raises(ValueError, match="556 or 572"):
-        OverlapTileInferer(input_roi_size=570).plan((1000, 700), net)
+        OverlapTileInferer(input_roi_size=570)  # checked when built, against the paper's depth 5
 
 
 def test_memory_budget_picks_largest_valid_tile_within_budget():
@@ -214,6 +214,68 @@ def test_memory_budget_picks_largest_valid_tile_within_budget():
 def test_bad_constructor_arguments(kwargs, exc):
     with pytest.raises(exc):
         OverlapTileInferer(**kwargs)
+
+
+_ROI_MESSAGE = "roi_size must be a positive output tile size per axis (e.g. 388, the paper's tile), "
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,message",
+    [
+        ({"roi_size": 0}, ValueError, _ROI_MESSAGE + "got 0"),
+        ({"roi_size": -5}, ValueError, _ROI_MESSAGE + "got -5"),
+        ({"roi_size": (388, 0)}, ValueError, "got 0 in roi_size=(388, 0)"),
+        ({"roi_size": True}, TypeError, "roi_size must be a positive output tile size per axis given as int(s)"),
+        ({"roi_size": (388, 388.0)}, TypeError, "got 388.0 (float) in roi_size=(388, 388.0)"),
+        ({"roi_size": (None, 388)}, TypeError, "got None (NoneType)"),
+        ({"roi_size": ()}, ValueError, "roi_size needs one output tile size"),
+        ({"input_roi_size": 0}, ValueError, "input_roi_size must be a positive input tile size per axis (e.g. 572"),
+        ({"input_roi_size": -572}, ValueError, "got -572"),
+        ({"input_roi_size": False}, TypeError, "input_roi_size must be a positive input tile size"),
+        ({"input_roi_size": 572.0}, TypeError, "got 572.0 (float)"),
+    ],
+)
+def test_non_positive_or_non_int_tile_sizes_fail_at_construction(kwargs, exc, message):
+    with pytest.raises(exc) as info:
+        OverlapTileInferer(**kwargs)
+    assert message in str(info.value)
+
+
+def test_input_roi_size_checked_at_construction_against_the_depth():
+    with pytest.raises(ValueError) as info:
+        OverlapTileInferer(input_roi_size=570)
+    msg = str(info.value)
+    assert "570" in msg and "556" in msg and "572" in msg and "depth 5" in msg and "depth=" in msg
+    with pytest.raises(ValueError, match="nearest valid sizes: 188"):
+        OverlapTileInferer(input_roi_size=64)  # below the smallest depth-5 tile
+    with pytest.raises(ValueError, match=r"input_roi_size 570 .*depth 5"):
+        OverlapTileInferer(input_roi_size=(572, 570))
+    # 580 is valid for depth 4 only: accepted with depth=4 or border=44, rejected for the paper's depth
+    with pytest.raises(ValueError, match="572 or 588"):
+        OverlapTileInferer(input_roi_size=580)
+    for kwargs in ({"depth": 4}, {"border": 44}):
+        inferer = OverlapTileInferer(input_roi_size=580, **kwargs)
+        plan = inferer.plan((1000, 700))
+        assert plan.input_size == (580, 580) and plan.output_size == (580 - 88, 580 - 88)
+    with pytest.raises(ValueError, match=r"depth 3 \(depth=3\); nearest valid sizes: 576 or 580"):
+        OverlapTileInferer(input_roi_size=578, depth=3)
+    x = torch.randn(1, 1, 45, 71)
+    net4 = _net((2, 4, 8, 8))
+    out = OverlapTileInferer(input_roi_size=(100, 92), depth=4)(x, net4)  # both valid for depth 4 only
+    torch.testing.assert_close(out, _whole_image_pass(net4, x), atol=1e-4, rtol=0)
+
+
+def test_input_roi_size_checked_again_against_the_network_depth():
+    """Built without depth (checked for the paper's depth 5), called with a deeper network: the call names the
+    network's depth, the nearest valid sizes there and the depth=... that would have caught it when built."""
+    inferer = OverlapTileInferer(input_roi_size=588)  # valid for depth 5, not for depth 6 (572 + 32 n)
+    net6 = UNet2015(features=(2, 2, 2, 2, 2, 2), dropout=0.0)
+    with pytest.raises(ValueError) as info:
+        inferer.plan((1000, 1000), net6)
+    msg = str(info.value)
+    assert "input_roi_size 588" in msg and "depth 6" in msg and "572 or 604" in msg and "pass depth=6" in msg
+    with pytest.raises(ValueError, match="572 or 604"):
+        OverlapTileInferer(input_roi_size=588, depth=6)
 
 
 def test_bad_call_arguments():

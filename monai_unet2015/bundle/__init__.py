@@ -14,4 +14,22 @@
 from __future__ import annotations
 
 from .checkpoint import *  # noqa: F401,F403
-from .package import *  # noqa: F401,F403
+from .errors import *  # noqa: F401,F403
+from .options import *  # noqa: F401,F403
+
+# ``package`` is also a command line (``python -m monai_unet2015.bundle.package``): importing it here would make
+# runpy warn that it is already in sys.modules, so its public functions are loaded on first access instead.
+_LAZY = {
+    "package_bundle": ".package",
+    "bundle_files": ".package",
+    "select_bundle_files": ".package",
+    "sha256sum": ".package",
+}
+
+
+def __getattr__(name: str) -> object:  # PEP 562: module attributes loaded on first access
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,13 +9,18 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Find the checkpoint a killed training run resumes from."""
+"""Checkpoints of the bundles: the one a killed training run resumes from, the network a state dict belongs to."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["latest_checkpoint"]
+from .errors import BundleInputError
+
+__all__ = ["latest_checkpoint", "read_state_dict", "unet2015_args_from_state_dict", "check_checkpoint"]
 
 
 def latest_checkpoint(checkpoint_dir: str | Path, pattern: str = "checkpoint*.pt") -> str | None:
@@ -50,3 +55,74 @@ def latest_checkpoint(checkpoint_dir: str | Path, pattern: str = "checkpoint*.pt
         return None
     # newest first; the name breaks ties of equal modification times (same second on coarse file systems)
     return str(max(files, key=lambda f: (f.stat().st_mtime_ns, f.name)))
+
+
+_LEVEL = re.compile(r"^downs\.(\d+)\.convs\.conv_0\.conv\.weight$")
+
+
+def read_state_dict(path: str | Path, key: str = "ckpt_path") -> dict:
+    """The network state dict in the checkpoint file ``path``: a bare state dict or the ``"model"`` entry.
+
+    Raises :py:class:`~monai_unet2015.bundle.errors.BundleInputError` (naming ``key``) when the file is missing
+    or is not a PyTorch checkpoint of a network.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        hint = "it does not exist" if not path.exists() else "it is not a file"
+        raise BundleInputError(
+            f"--{key} {path}: {hint}. Give the .pt file of a trained model (a bundle ships models/model.pt; "
+            "training writes runs/<run>/model.pt)."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated or not a torch file: one line of the loader's complaint
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BundleInputError(f"--{key} {path} is not a readable PyTorch checkpoint ({first[:200]}).") from None
+    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        state = state["model"]
+    if not isinstance(state, Mapping) or not state or not all(hasattr(v, "shape") for v in state.values()):
+        raise BundleInputError(f"--{key} {path} holds no network state dict (a dict of tensors, or one under 'model').")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
+def unet2015_args_from_state_dict(state: Mapping[str, Any]) -> dict:
+    """``spatial_dims``, ``in_channels``, ``out_channels`` and ``features`` of the UNet2015 a state dict is from.
+
+    Read from the tensor shapes, so that a bare state dict can be loaded without knowing its width.
+
+    Examples::
+
+        >>> from monai_unet2015.networks.nets import UNet2015
+        >>> unet2015_args_from_state_dict(UNet2015(features=(4, 8, 16), out_channels=3).state_dict())
+        {'spatial_dims': 2, 'in_channels': 1, 'out_channels': 3, 'features': [4, 8, 16]}
+    """
+    first, final = state.get("conv_0.conv_0.conv.weight"), state.get("final_conv.weight")
+    if first is None or final is None:
+        raise BundleInputError(
+            "the state dict is not a UNet2015's: it lacks 'conv_0.conv_0.conv.weight' / 'final_conv.weight'."
+        )
+    levels = sorted((int(m.group(1)), v) for k, v in state.items() if (m := _LEVEL.match(k)))
+    return {
+        "spatial_dims": len(first.shape) - 2,
+        "in_channels": int(first.shape[1]),
+        "out_channels": int(final.shape[0]),
+        "features": [int(first.shape[0])] + [int(v.shape[0]) for _, v in levels],
+    }
+
+
+def check_checkpoint(path: str | Path, features: Sequence[int], in_channels: int = 1, out_channels: int = 2) -> bool:
+    """Check, before any work starts, that ``path`` holds UNet2015 weights of the width the config builds.
+
+    Returns ``True``; raises :py:class:`~monai_unet2015.bundle.errors.BundleInputError` naming the file and
+    the fix (the ``--features`` that match it, or another ``--ckpt_path``) otherwise.
+    """
+    got = unet2015_args_from_state_dict(read_state_dict(path))
+    want = {"features": [int(f) for f in features], "in_channels": int(in_channels), "out_channels": int(out_channels)}
+    diff = {k: (got[k], v) for k, v in want.items() if got[k] != v}
+    if diff:
+        said = ", ".join(f"{k} {g} (the config says {w})" for k, (g, w) in diff.items())
+        fix = f" pass --features \"{got['features']}\"" if "features" in diff else " use a matching checkpoint"
+        raise BundleInputError(f"--ckpt_path {path} holds a UNet2015 with {said}:{fix}, or another --ckpt_path.")
+    return True

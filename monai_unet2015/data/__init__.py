@@ -12,4 +12,6 @@
 from __future__ import annotations
 
 from .ctc import ctc_datalist
+from .images import *  # noqa: F401,F403
+from .writers import *  # noqa: F401,F403
 from .isbi2012 import SelectSliced, SelectSliceD, SelectSliceDict, isbi2012_datalist

@@ -109,6 +109,37 @@ def _unwrap(network: Any) -> Any:
     return network
 
 
+#: depth of the paper's network, against which ``input_roi_size`` is checked when no ``depth``/``border`` is given
+_PAPER_DEPTH = 5
+_EXAMPLES = {"roi_size": "388, the paper's tile", "input_roi_size": "572, the paper's tile"}
+
+
+def _positive_sizes(name: str, value: Any, what: str) -> tuple[int, ...]:
+    """``value`` (an int or one int per spatial axis) as a tuple of positive ints, else a clear error."""
+    values = ensure_tuple(value)
+    where = f" in {name}={value!r}" if len(values) > 1 else ""
+    if not values:
+        raise ValueError(f"{name} needs one {what} or one per spatial axis, got {value!r}.")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(
+                f"{name} must be a positive {what} per axis given as int(s) (e.g. {_EXAMPLES[name]}), "
+                f"got {v!r} ({type(v).__name__}){where}."
+            )
+        if v < 1:
+            hint = "; for one tile along an axis give a size at least the image's" if name == "roi_size" else ""
+            raise ValueError(
+                f"{name} must be a positive {what} per axis (e.g. {_EXAMPLES[name]}), got {int(v)}{where}{hint}."
+            )
+    return tuple(int(v) for v in values)
+
+
+def _invalid_input_size_message(size: int, depth: int, context: str) -> str:
+    below, above = unet2015_nearest_valid_sizes(size, depth)
+    near = str(above) if below < 0 else f"{below} or {above}"
+    return f"input_roi_size {size} is not a valid input size for depth {depth}{context}; nearest valid sizes: {near}."
+
+
 def _depth_from_border(border: int) -> int:
     if isinstance(border, bool) or not isinstance(border, int) or border < 8:
         raise ValueError(
@@ -149,7 +180,9 @@ class OverlapTileInferer(Inferer):
     ``DEFAULT_MEMORY_BUDGET_MB`` is used. ``roi_size`` is rounded up to a valid output size; a ``roi_size`` or
     budget tile is then balanced: along each axis the smallest valid tile that needs no more tiles is used
     (an explicit ``input_roi_size`` is kept as given). Along an axis where the image is smaller than a tile
-    the tile shrinks to one pass over that axis. :py:meth:`plan` shows the tiling. The network's ``depth`` /
+    the tile shrinks to one pass over that axis: for one pass over the whole image along an axis, give a
+    ``roi_size`` at least the image's size there (e.g. ``roi_size=(388, 100_000)`` tiles only the first
+    axis). :py:meth:`plan` shows the tiling. The network's ``depth`` /
     ``border`` are read from the network (also behind ``DataParallel``); pass ``depth`` or ``border`` for a
     network without them (e.g. a plain function).
 
@@ -160,12 +193,15 @@ class OverlapTileInferer(Inferer):
     The network runs under ``torch.no_grad()``.
 
     Args:
-        roi_size: output tile size per spatial axis (an int is used for every axis); values ``<= 0`` or
-            ``None`` use the whole image along that axis. Rounded up to a valid output size.
+        roi_size: output tile size per spatial axis (an int is used for every axis), positive ints; rounded
+            up to a valid output size. A size at least the image's gives one tile along that axis.
         sw_batch_size: tiles per network call.
         overlap: fraction of the output tile by which neighbouring tiles overlap, in ``[0, 1)``, per axis
             or one value. Does not change the result (see above).
-        input_roi_size: alternatively, the input tile size (valid sizes only, e.g. 572 for depth 5).
+        input_roi_size: alternatively, the input tile size per spatial axis (valid sizes only, e.g. 572 for
+            depth 5). Checked when the inferer is built against ``depth`` (or the depth of ``border``), else
+            against the paper's depth 5 (pass ``depth=...`` for a network of another depth), and again
+            against the network's depth at call time.
         memory_budget_mb: alternatively, the memory (MiB) allowed for one forward pass of ``sw_batch_size``
             tiles, see :py:func:`estimate_tile_bytes`; needs a network with ``features`` or conv weights.
         border: pixels the network loses per side, for networks without a ``border`` attribute.
@@ -183,6 +219,11 @@ class OverlapTileInferer(Inferer):
     input's metadata (affine, applied operations) when the input is one, so ``Invertd`` / ``SaveImaged``
     work on it.
 
+    Raises:
+        ValueError: a non-positive ``roi_size`` / ``input_roi_size`` entry, an ``input_roi_size`` that is not
+            a valid input size (the message names the nearest valid sizes), and other bad arguments.
+        TypeError: a ``roi_size`` / ``input_roi_size`` entry that is not an int (bools and floats included).
+
     Examples::
 
         >>> import torch
@@ -196,6 +237,12 @@ class OverlapTileInferer(Inferer):
         torch.Size([1, 2, 150, 97])
         >>> inferer.plan(image.shape[2:], net).num_tiles
         6
+        >>> OverlapTileInferer(roi_size=(64, 10_000)).plan(image.shape[2:], net).starts  # one tile along axis 1
+        ((0, 52, 100), (0,))
+        >>> OverlapTileInferer(input_roi_size=570)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        ValueError: input_roi_size 570 is not a valid input size for depth 5 (...); nearest valid sizes: 556 or 572.
     """
 
     DEFAULT_MEMORY_BUDGET_MB = 1024
@@ -219,23 +266,6 @@ class OverlapTileInferer(Inferer):
                                 ("memory_budget_mb", memory_budget_mb)) if v is not None]
         if len(given) > 1:
             raise ValueError(f"give only one of roi_size, input_roi_size and memory_budget_mb, got {given}.")
-        self.roi_size = None if roi_size is None else tuple(self._as_int("roi_size", r) for r in ensure_tuple(roi_size))
-        self.input_roi_size = (
-            None
-            if input_roi_size is None
-            else tuple(self._as_int("input_roi_size", r) for r in ensure_tuple(input_roi_size))
-        )
-        if memory_budget_mb is None and not given:
-            memory_budget_mb = self.DEFAULT_MEMORY_BUDGET_MB
-        if memory_budget_mb is not None and (isinstance(memory_budget_mb, bool) or not float(memory_budget_mb) > 0):
-            raise ValueError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}.")
-        self.memory_budget_mb = None if memory_budget_mb is None else float(memory_budget_mb)
-        self.sw_batch_size = self._as_int("sw_batch_size", sw_batch_size)
-        if self.sw_batch_size < 1:
-            raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}.")
-        self.overlap = tuple(float(o) for o in ensure_tuple(overlap))
-        if any(not 0.0 <= o < 1.0 for o in self.overlap):
-            raise ValueError(f"overlap must be in [0, 1) along every axis, got {overlap}.")
         if border is not None and depth is not None and _depth_from_border(border) != depth:
             raise ValueError(
                 f"border={border} and depth={depth} disagree: depth {depth} loses {unet2015_border(depth)} px."
@@ -244,6 +274,35 @@ class OverlapTileInferer(Inferer):
             _depth_from_border(border)
         if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 2):
             raise ValueError(f"depth must be an int >= 2, got {depth!r}.")
+        self.roi_size = None if roi_size is None else _positive_sizes("roi_size", roi_size, "output tile size")
+        self.input_roi_size = (
+            None if input_roi_size is None else _positive_sizes("input_roi_size", input_roi_size, "input tile size")
+        )
+        if self.input_roi_size is not None:  # fail now, not at the first call; __call__ checks the real depth
+            if depth is not None:
+                known, context = depth, f" (depth={depth})"
+            elif border is not None:
+                known, context = _depth_from_border(border), f" (border={border})"
+            else:
+                known = _PAPER_DEPTH
+                context = " (the paper's network; pass depth=... or border=... for a network of another depth)"
+            for r in self.input_roi_size:
+                if not unet2015_is_valid_size(r, known):
+                    raise ValueError(_invalid_input_size_message(r, known, context))
+        if memory_budget_mb is None and not given:
+            memory_budget_mb = self.DEFAULT_MEMORY_BUDGET_MB
+        if memory_budget_mb is not None and (isinstance(memory_budget_mb, bool) or not float(memory_budget_mb) > 0):
+            raise ValueError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}.")
+        self.memory_budget_mb = None if memory_budget_mb is None else float(memory_budget_mb)
+        if isinstance(sw_batch_size, bool) or not isinstance(sw_batch_size, (int, np.integer)):
+            kind = type(sw_batch_size).__name__
+            raise TypeError(f"sw_batch_size must be an int >= 1, got {sw_batch_size!r} ({kind}).")
+        if sw_batch_size < 1:
+            raise ValueError(f"sw_batch_size must be an int >= 1, got {sw_batch_size}.")
+        self.sw_batch_size = int(sw_batch_size)
+        self.overlap = tuple(float(o) for o in ensure_tuple(overlap))
+        if any(not 0.0 <= o < 1.0 for o in self.overlap):
+            raise ValueError(f"overlap must be in [0, 1) along every axis, got {overlap}.")
         self.border = border
         self.depth = depth
         self.sw_device = sw_device
@@ -259,14 +318,6 @@ class OverlapTileInferer(Inferer):
             raise ValueError(f"amp_dtype must be None, 'bfloat16' or 'float16', got {amp_dtype!r}.")
         if self.amp_dtype not in (None, torch.bfloat16, torch.float16):
             raise ValueError(f"amp_dtype must be None, torch.bfloat16 or torch.float16, got {amp_dtype!r}.")
-
-    @staticmethod
-    def _as_int(name: str, value: Any) -> int:
-        if value is None:
-            return 0
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must contain ints, got {value!r} ({type(value).__name__}).")
-        return int(value)
 
     # ------------------------------------------------------------------ network geometry
     def network_depth(self, network: Any = None) -> int:
@@ -325,21 +376,19 @@ class OverlapTileInferer(Inferer):
             return unet2015_output_size(unet2015_input_size_for_output(length, depth), depth)
 
         if self.roi_size is not None:
-            wanted = self._per_axis("roi_size", self.roi_size, nsp)
-            out_tile = [out_for(r if r > 0 else s) for r, s in zip(wanted, image_size)]
+            out_tile = [out_for(r) for r in self._per_axis("roi_size", self.roi_size, nsp)]
         elif self.input_roi_size is not None:
-            wanted = self._per_axis("input_roi_size", self.input_roi_size, nsp)
             out_tile = []
-            for r, s in zip(wanted, image_size):
-                if r <= 0:
-                    out_tile.append(out_for(s))
-                    continue
+            for r in self._per_axis("input_roi_size", self.input_roi_size, nsp):
                 if not unet2015_is_valid_size(r, depth):
-                    below, above = unet2015_nearest_valid_sizes(r, depth)
-                    near = str(above) if below < 0 else f"{below} or {above}"
-                    raise ValueError(
-                        f"input_roi_size {r} is not a valid input size for depth {depth}; nearest: {near}."
+                    assumed = self.depth is None and self.border is None
+                    context = (
+                        f" (the network's depth; the inferer was built assuming the paper's depth {_PAPER_DEPTH}: "
+                        f"pass depth={depth} to check the tile there)"
+                        if assumed
+                        else ""
                     )
+                    raise ValueError(_invalid_input_size_message(r, depth, context))
                 out_tile.append(unet2015_output_size(r, depth))
         else:
             out_tile = [self._budget_input_size(network, nsp, depth) - 2 * border] * nsp
