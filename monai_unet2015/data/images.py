@@ -113,7 +113,7 @@ def _num_slices(path: Path, volume_as_slices: bool) -> int:
             f"{', '.join(TIFF_SUFFIXES + PIL_SUFFIXES)} images (and {', '.join(VOLUME_SUFFIXES)} with 2D content)."
         )
     arr = _volume(path)
-    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4) and not volume_as_slices):
+    if arr.ndim == 2:
         return 0
     if arr.ndim == 3:
         if not volume_as_slices:
@@ -166,7 +166,7 @@ def image_datalist(
 
         >>> import tempfile, numpy as np, tifffile
         >>> d = tempfile.mkdtemp()
-        >>> tifffile.imwrite(f"{d}/stack.tif", np.zeros((3, 8, 8), np.uint8))
+        >>> tifffile.imwrite(f"{d}/stack.tif", np.zeros((3, 8, 8), np.uint8), photometric="minisblack")
         >>> [(item["slice"], item["num_slices"]) for item in image_datalist(d, "*.tif")]
         [(0, 3), (1, 3), (2, 3)]
     """
@@ -219,7 +219,7 @@ def read_slice(path: str | Path, slice_index: int = -1) -> np.ndarray:
 
         >>> import tempfile, numpy as np, tifffile
         >>> f = tempfile.mkdtemp() + "/stack.tif"
-        >>> tifffile.imwrite(f, np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
+        >>> tifffile.imwrite(f, np.arange(24, dtype=np.uint8).reshape(2, 3, 4), photometric="minisblack")
         >>> read_slice(f, 1)[0].tolist()
         [12.0, 13.0, 14.0, 15.0]
     """
@@ -255,10 +255,8 @@ def read_slice(path: str | Path, slice_index: int = -1) -> np.ndarray:
             arr = arr[..., 0] if arr.shape[-1] == 2 else _to_grey(arr, -1, path)  # LA: grey + alpha
     else:
         arr = _volume(path)
-        if slice_index >= 0:
+        if slice_index >= 0 and arr.ndim == 3:
             arr = arr[..., slice_index]
-        elif arr.ndim == 3:
-            arr = _to_grey(arr, -1, path)
         arr = arr.T  # MONAI's readers index (x, y); back to (y, x)
     arr = np.asarray(arr)
     if arr.ndim != 2:
@@ -322,7 +320,7 @@ class LoadSliced(MapTransform):
 
         >>> import tempfile, numpy as np, tifffile
         >>> f = tempfile.mkdtemp() + "/stack.tif"
-        >>> tifffile.imwrite(f, np.zeros((4, 5, 6), np.uint8))
+        >>> tifffile.imwrite(f, np.zeros((4, 5, 6), np.uint8), photometric="minisblack")
         >>> d = LoadSliced("image")({"image": f, "slice": 2, "num_slices": 4})
         >>> tuple(d["image"].shape), d["image"].meta["slice_index"]
         ((1, 6, 5), 2)
