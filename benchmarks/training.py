@@ -35,16 +35,16 @@ def make_step(features, size: int, channels_last: bool):
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt).train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    loss_fn = WeightedCrossEntropyLoss(weight_map_in_target=True)
+    loss_fn = WeightedCrossEntropyLoss()
     x = torch.rand(1, 1, size, size).to(memory_format=fmt)
     out = net.output_size(size)
     label = (torch.rand(1, 1, *out) > 0.5).float()
-    target = torch.cat([label, 1 + 9 * torch.rand(1, 1, *out)], 1)  # label and weight map
+    weight_map = 1 + 9 * torch.rand(1, 1, *out)
 
     def step() -> float:
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), target)
+        loss = loss_fn(net(x), label, weight_map)
         loss.backward()
         opt.step()
         return time.perf_counter() - t0

@@ -47,10 +47,9 @@ def tiny_bundle(tmp_path):
     """A copy of the EM bundle with a tiny width, random weights and training leftovers that must not ship."""
     root = tmp_path / "src" / EM
     shutil.copytree(REPO / "bundles" / EM, root, ignore=shutil.ignore_patterns("runs", "eval", "models", "__pycache__"))
-    for f in ("inference.json", "train.json"):
-        cfg = json.loads((root / "configs" / f).read_text())
-        cfg["features"] = TINY
-        (root / "configs" / f).write_text(json.dumps(cfg, indent=4))
+    cfg = json.loads((root / "configs" / "inference.json").read_text())  # the bundle's common config
+    cfg["features"] = TINY
+    (root / "configs" / "inference.json").write_text(json.dumps(cfg, indent=4))
     (root / "models").mkdir()
     torch.manual_seed(0)
     torch.save(UNet2015(features=TINY).state_dict(), root / "models" / "model.pt")

@@ -79,7 +79,7 @@ def test_weights_match_the_configs(name):
     path = BUNDLES / name / "models" / "model.pt"
     assert path.is_file() and path.stat().st_size < 64 * 2**20
     features = _config(name, "inference.json")["features"]
-    assert _config(name, "train.json")["features"] == features  # retraining and inference build the same net
+    assert "features" not in _config(name, "train.json")  # train.json merges over inference.json: one width
     state = torch.load(path, map_location="cpu", weights_only=True)
     net = UNet2015(features=features)
     net.load_state_dict(state, strict=True)  # fp16 tensors are cast to the network's float32

@@ -55,15 +55,19 @@ CROP = 160
 GT_FRAMES = (2, 5, 21, 31, 33, 34, 39, 54, 67)
 
 
+def _train_files(root: Path, *extra: str) -> list[str]:
+    """train.json and what follows it, merged over the bundle's common config inference.json."""
+    return [str(root / "configs" / f) for f in ("inference.json", "train.json", *extra)]
+
+
 def _tiny_copy(name: str, dest: Path) -> Path:
     """A copy of a bundle with the tiny width in every config and random weights in models/model.pt."""
     root = dest / name
     shutil.copytree(BUNDLES / name, root, ignore=shutil.ignore_patterns("runs", "eval", "models", "__pycache__"))
-    for f in ("inference.json", "train.json"):
-        path = root / "configs" / f
-        cfg = json.loads(path.read_text())
-        cfg["features"] = TINY
-        path.write_text(json.dumps(cfg, indent=4))
+    path = root / "configs" / "inference.json"  # the common config of all the bundle's configs
+    cfg = json.loads(path.read_text())
+    cfg["features"] = TINY
+    path.write_text(json.dumps(cfg, indent=4))
     (root / "models").mkdir()
     torch.manual_seed(0)
     torch.save(UNet2015(features=TINY).state_dict(), root / "models" / "model.pt")
@@ -139,12 +143,12 @@ def test_configs_parse(name):
     for files, ids in (
         (["inference.json"], ["network_def", "inferer", "preprocessing", "postprocessing", "handlers"]),
         (
-            ["train.json"],
-            ["network_def", "loss", "train#augmentation", "train#preprocessing", "train#prepare_batch",
+            ["inference.json", "train.json"],
+            ["network_def", "loss", "train#augmentation", "train#preprocessing", "train#trainer",
              "validate#inferer", "validate#postprocessing", "validate#key_metric", "validate#additional_metrics"],
         ),
         (["inference.json", "evaluate.json"], ["preprocessing", "postprocessing", "metrics", "handlers"]),
-        (["train.json", "train_cpu.json"], ["optimizer", "loss", "train#augmentation"]),
+        (["inference.json", "train.json", "train_cpu.json"], ["optimizer", "loss", "train#augmentation"]),
     ):
         parser = ConfigParser()
         parser.read_config([str(root / "configs" / f) for f in files])
@@ -161,14 +165,14 @@ def test_configs_parse(name):
     parser.read_config(str(root / "configs" / "inference.json"))
     parser["tta"] = True
     assert type(parser.get_parsed_content("inferer")).__name__ == "DihedralTTAInferer"
-    # the multi-GPU overrides point at existing ids of train.json (handler positions included)
+    # the multi-GPU overrides point at existing ids of train.json (handlers by name)
     train = ConfigParser()
-    train.read_config(str(root / "configs" / "train.json"))
+    train.read_config(_train_files(root))
     multi = json.loads((root / "configs" / "multi_gpu_train.json").read_text())
     targets = {
-        "train#handlers#1": "StatsHandler", "train#handlers#2": "TensorBoardStatsHandler",
-        "validate#handlers#0": "StatsHandler", "validate#handlers#1": "TensorBoardStatsHandler",
-        "validate#handlers#2": "CheckpointSaver",
+        "train#handlers#stats": "StatsHandler", "train#handlers#tensorboard": "TensorBoardStatsHandler",
+        "validate#handlers#stats": "StatsHandler", "validate#handlers#tensorboard": "TensorBoardStatsHandler",
+        "validate#handlers#best_model": "CheckpointSaver",
     }
     for key in multi:
         if "#" in key:
@@ -176,14 +180,15 @@ def test_configs_parse(name):
             assert parent in train, key
             if key.endswith("#_disabled_"):
                 assert train[parent]["_target_"] == targets[parent], key
-    assert train["train#handlers#0"]["_target_"] == "ValidationHandler"
+    assert train["train#handlers#validation"]["_target_"] == "ValidationHandler"
+    assert all(k.lstrip("+") != "imports" or k.startswith("+") for k in multi)  # adds to the common imports
 
 
 @needs_data
 def test_cells_datalist_split():
     """Validation frames never appear in training, silver truth near them neither."""
     parser = ConfigParser()
-    parser.read_config(str(BUNDLES / CELLS / "configs" / "train.json"))
+    parser.read_config(_train_files(BUNDLES / CELLS))
     parser["dataset_dir"] = str(DATA / "dic-hela")
     train = parser.get_parsed_content("train#datalist")
     # frame 67's gold truth annotates 3 of its 17 cells: neither a training nor a validation label
@@ -191,7 +196,7 @@ def test_cells_datalist_split():
     assert all("01_GT" in it["label"] for it in train)
     assert [it["frame"] for it in parser.get_parsed_content("validate#datalist")] == [21, 54]
     parser = ConfigParser()
-    parser.read_config(str(BUNDLES / CELLS / "configs" / "train.json"))
+    parser.read_config(_train_files(BUNDLES / CELLS))
     parser["dataset_dir"] = str(DATA / "dic-hela")
     parser["use_silver_truth"] = True
     frames = {it["frame"]: it["label"] for it in parser.get_parsed_content("train#datalist")}
@@ -205,7 +210,7 @@ def test_cells_datalist_split():
 def test_em_validation_pipeline_on_ground_truth():
     """Logits that encode the label give zero Rand and pixel error through the configured postprocessing."""
     parser = ConfigParser()
-    parser.read_config(str(BUNDLES / EM / "configs" / "train.json"))
+    parser.read_config(_train_files(BUNDLES / EM))
     parser["dataset_dir"] = str(DATA / "isbi2012" / "train")
     pre = parser.get_parsed_content("validate#preprocessing")
     post = parser.get_parsed_content("validate#postprocessing")
@@ -227,7 +232,7 @@ def test_cells_validation_pipeline_on_ground_truth():
     """The carved training target, through the configured postprocessing (argmax + connected components),
     recovers the reference cells: the class convention and the instance step agree with the metrics."""
     parser = ConfigParser()
-    parser.read_config(str(BUNDLES / CELLS / "configs" / "train.json"))
+    parser.read_config(_train_files(BUNDLES / CELLS))
     parser["dataset_dir"] = str(DATA / "dic-hela")
     pre = parser.get_parsed_content("validate#preprocessing")
     post = parser.get_parsed_content("validate#postprocessing")
@@ -327,7 +332,7 @@ def test_train_resume_and_evaluate(name, tmp_path, tiny_data):
     root = _tiny_copy(name, tmp_path)
     shipped = root / "models" / "model.pt"
     shipped_sha = sha256sum(shipped)
-    config = str(root / "configs" / "train.json")
+    config = _train_files(root)
     args = _train_args(name, tiny_data, root)
     run(config_file=config, **args)
     run_dir = root / "runs" / "test"
@@ -365,14 +370,14 @@ def test_train_resume_and_evaluate(name, tmp_path, tiny_data):
 def test_em_weight_map_option(tiny_data):
     """``use_weight_map: true`` adds the weight map to the EM training batches and to the loss."""
     parser = ConfigParser()
-    parser.read_config(str(BUNDLES / EM / "configs" / "train.json"))
+    parser.read_config(_train_files(BUNDLES / EM))
     parser.update(
         {"dataset_dir": str(tiny_data["isbi"]), "train_indices": [0], "use_weight_map": True, "train_roi_size": 188}
     )
     d = parser.get_parsed_content("train#preprocessing")(parser.get_parsed_content("train#datalist")[0])
     assert d["weight"].shape == d["label"].shape == d["image"].shape == (1, 188, 188)
     assert float(d["weight"].max()) > 1.0
-    assert parser.get_parsed_content("loss").weight_map_in_target is True
+    assert parser.get_parsed_content("train#trainer#weight_key") == "weight"  # the trainer hands it to the loss
 
 
 # --------------------------------------------------------------------------- metadata, network, TorchScript
@@ -409,7 +414,8 @@ def test_multi_gpu_train_gloo_two_processes(tmp_path, tiny_data):
     args = _train_args(EM, tiny_data, root)
     args["val_indices"] = [0, 20]  # one validation image per process
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-           "-m", "monai.bundle", "run", "--config_file", "['configs/train.json','configs/multi_gpu_train.json']"]
+           "-m", "monai.bundle", "run", "--config_file",
+           "['configs/inference.json','configs/train.json','configs/multi_gpu_train.json']"]
     for k, v in {**args, "epochs": 2}.items():
         cmd += [f"--{k}", json.dumps(v) if not isinstance(v, str) else v]
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -19,7 +19,9 @@ import tifffile
 import torch
 from PIL import Image
 
+from monai.data import MetaTensor
 from monai.transforms import Compose, LoadImaged
+from monai.utils import TransformBackends
 from monai_unet2015.data import SelectSliced, ctc_datalist, isbi2012_datalist
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -73,6 +75,38 @@ def test_isbi_errors(tmp_path):
         isbi2012_datalist(tmp_path, indices=[7])
     with pytest.raises(ValueError, match="out of range"):
         SelectSliced("image")({"image": torch.zeros(1, 3, 3, 2), "slice": 5})
+
+
+def test_select_slice_array_and_dictionary():
+    import monai_unet2015.data as data
+    from monai_unet2015.transforms import SelectSlice, SelectSliceD, SelectSliceDict
+    from monai_unet2015.transforms import SelectSliced as SelectSlicedHome
+
+    # home: monai_unet2015.transforms; monai_unet2015.data re-exports it for the bundle configs
+    assert SelectSliced is SelectSlicedHome and SelectSliceD is SelectSliced and SelectSliceDict is SelectSliced
+    assert data.SelectSliceD is SelectSliced and data.SelectSliceDict is SelectSliced
+    assert SelectSlice.backend == SelectSliced.backend == [TransformBackends.TORCH, TransformBackends.NUMPY]
+    stack = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    np.testing.assert_array_equal(SelectSlice(index=3)(stack), stack[..., 3])
+    np.testing.assert_array_equal(SelectSlice(axis=1)(stack, index=2), stack[:, 2])
+    np.testing.assert_array_equal(SelectSlice(index=0)(stack, index=4), stack[..., 4])  # call overrides init
+    assert isinstance(SelectSlice(index=1)(stack), np.ndarray)
+    out = SelectSlice(index=1)(torch.as_tensor(stack))
+    assert type(out) is torch.Tensor and out.dtype == torch.int64
+    meta = MetaTensor(torch.as_tensor(stack, dtype=torch.float32), meta={"filename_or_obj": "stack.tif"})
+    out = SelectSlice(index=1)(meta)
+    assert isinstance(out, MetaTensor) and out.meta["filename_or_obj"] == "stack.tif" and out.shape == (2, 3, 4)
+    d = SelectSliced(["image", "label"], axis=-1)({"image": meta, "label": torch.as_tensor(stack), "slice": 2})
+    assert isinstance(d["image"], MetaTensor) and d["image"].meta["filename_or_obj"] == "stack.tif"
+    np.testing.assert_array_equal(d["label"].numpy(), stack[..., 2])
+    untouched = {"image": stack}
+    assert SelectSliced("image")(untouched)["image"] is stack  # no "slice": a single-slice item passes through
+    with pytest.raises(ValueError, match="out of range"):
+        SelectSlice(index=5)(stack)
+    with pytest.raises(ValueError, match="no index"):
+        SelectSlice()(stack)
+    with pytest.raises(ValueError, match="^label: slice 5 out of range"):
+        SelectSliced("label")({"label": stack, "slice": 5})
 
 
 def test_ctc_layout(tmp_path):

@@ -9,63 +9,37 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""ISBI 2012 pixel, Rand and warping errors, simple points and warping: hand-built cases with known
-answers, scikit-image as an independent reference for the Rand error, brute-force topology checks
-and real ISBI 2012 training labels."""
+"""ISBI 2012 pixel, Rand and warping errors: hand-built cases with known answers, real ISBI 2012 training
+labels, batch pooling, the MONAI metric classes and bad input. The building blocks have their own tests:
+``test_metrics_rand.py`` (adapted Rand error) and ``test_metrics_topology.py`` (simple points, warping,
+topological errors)."""
 
 from __future__ import annotations
 
 import doctest
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage as ndi
 
-import monai_unet2015.metrics.contingency as contingency_module
 import monai_unet2015.metrics.isbi2012 as isbi_module
-import monai_unet2015.metrics.simple_point as simple_point_module
+import monai_unet2015.metrics.sweep as sweep_module
 from monai_unet2015.metrics import (
     DEFAULT_THRESHOLDS,
     PixelErrorMetric,
     RandErrorMetric,
     WarpingErrorMetric,
-    adapted_rand_error,
     pixel_error,
     rand_error,
-    topological_errors,
     warping_error,
 )
-from monai_unet2015.metrics.simple_point import neighbour_codes, simple_point_lut, simple_points, warp_binary
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-ISBI_LABELS = DATA / "isbi2012" / "train" / "label"
-needs_isbi = pytest.mark.skipif(not ISBI_LABELS.is_dir(), reason=f"ISBI 2012 data not found at {ISBI_LABELS}")
-
-
-def _isbi_membrane(index: int) -> np.ndarray:
-    from PIL import Image
-
-    label = np.array(Image.open(ISBI_LABELS / f"{index:02d}.png"))
-    return (label == 0).astype(np.float64)  # 1 = membrane
-
-
-def _noisy_probability(membrane: np.ndarray, seed: int = 0, noise: float = 0.6, sigma: float = 1.5) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    p = ndi.gaussian_filter(membrane + noise * rng.standard_normal(membrane.shape), sigma)
-    return (p - p.min()) / (p.max() - p.min())
-
-
-def _counts(image: np.ndarray) -> tuple[int, int]:
-    """(#4-connected foreground components, #8-connected background components, outside included)."""
-    pad = np.pad(image, 1)
-    return ndi.label(pad, ndi.generate_binary_structure(2, 1))[1], ndi.label(~pad, np.ones((3, 3)))[1]
-
-
-def _random_blobs(shape, seed, sigma=2.0, level=0.0):
-    rng = np.random.default_rng(seed)
-    return ndi.gaussian_filter(rng.standard_normal(shape), sigma) > level
+from metrics_data import (  # noqa: I001
+    needs_isbi,
+    isbi_membrane as _isbi_membrane,
+    noisy_probability as _noisy_probability,
+    random_blobs as _random_blobs,
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -73,89 +47,10 @@ def _random_blobs(shape, seed, sigma=2.0, level=0.0):
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [isbi_module, simple_point_module, contingency_module])
+@pytest.mark.parametrize("module", [isbi_module, sweep_module])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
-
-
-# --------------------------------------------------------------------------------------------------
-# Simple points
-# --------------------------------------------------------------------------------------------------
-
-
-def _yokoi(code: int, foreground_four: bool) -> int:
-    """Yokoi connectivity number, an independent characterisation: simple iff it equals 1."""
-    bits = [(code >> k) & 1 for k in range(8)]
-    ring = [bits[4], bits[2], bits[1], bits[0], bits[3], bits[5], bits[6], bits[7]]  # E, NE, N, NW, W, SW, S, SE
-    if not foreground_four:
-        ring = [1 - v for v in ring]
-    return sum(ring[k] - ring[k] * ring[(k + 1) % 8] * ring[(k + 2) % 8] for k in (0, 2, 4, 6))
-
-
-@pytest.mark.parametrize("connectivity", [1, 2])
-def test_lut_matches_yokoi_number(connectivity):
-    lut = simple_point_lut(connectivity)
-    expected = [_yokoi(c, foreground_four=connectivity == 1) == 1 for c in range(256)]
-    assert lut.tolist() == expected
-    assert simple_point_lut(4 if connectivity == 1 else 8).tolist() == expected  # aliases
-
-
-def test_simple_points_match_global_component_counts():
-    # In 2D a flip preserves topology iff it changes neither the number of foreground (4-connected)
-    # nor of background (8-connected) components: brute force on random images.
-    for seed in range(3):
-        img = np.random.default_rng(seed).random((9, 10)) < 0.55
-        simple = simple_points(img)
-        before = _counts(img)
-        for r in range(img.shape[0]):
-            for c in range(img.shape[1]):
-                flipped = img.copy()
-                flipped[r, c] = not flipped[r, c]
-                assert simple[r, c] == (_counts(flipped) == before), (seed, r, c)
-
-
-def test_neighbour_codes_bit_order():
-    img = np.zeros((3, 3), bool)
-    for k, (dr, dc) in enumerate(simple_point_module.NEIGHBOUR_OFFSETS):
-        img[:] = False
-        img[1 + dr, 1 + dc] = True
-        assert neighbour_codes(img)[1, 1] == 1 << k
-
-
-# --------------------------------------------------------------------------------------------------
-# Warping
-# --------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_warping_preserves_topology_and_stops_at_non_simple_points(seed):
-    source = _random_blobs((48, 52), seed)
-    target = _random_blobs((48, 52), seed + 100)
-    priority = np.random.default_rng(seed).random(source.shape)
-    warped, rounds = warp_binary(source, target, priority=priority, return_iterations=True)
-    assert _counts(warped) == _counts(source)
-    remaining = warped != target
-    assert remaining.sum() < (source != target).sum()
-    # nothing left that a simple-point flip could fix
-    assert not np.any(simple_points(warped) & remaining)
-    assert rounds > 0
-    assert np.array_equal(warp_binary(source, target, priority=priority), warped)  # deterministic
-
-
-def test_warping_of_identical_images_and_bad_input():
-    img = _random_blobs((20, 20), 3)
-    assert np.array_equal(warp_binary(img, img), img)
-    with pytest.raises(ValueError, match="same shape"):
-        warp_binary(img, img[:-1])
-    with pytest.raises(ValueError, match="2D"):
-        warp_binary(np.zeros((2, 4, 4)), np.zeros((2, 4, 4)))
-    with pytest.raises(ValueError, match="binary"):
-        warp_binary(img * 2, img)
-    with pytest.raises(ValueError, match="priority"):
-        warp_binary(img, ~img, priority=np.zeros((3, 3)))
-    with pytest.raises(ValueError, match="connectivity"):
-        warp_binary(img, img, connectivity=3)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,20 +135,6 @@ def test_object_deletion_and_addition():
     assert w2.error == pytest.approx(4 / 225) and w2.object_additions == 1
 
 
-def test_topological_errors_direct():
-    gt = np.zeros((7, 11), bool)
-    gt[1:6, 1:5] = True
-    gt[1:6, 6:10] = True
-    both = gt.copy()
-    both[3, 5] = True  # bridge: merger
-    both[1:6, 2] = False  # cut: split
-    errs = topological_errors(gt, both)
-    assert (errs.splits, errs.mergers) == (1, 1)
-    assert topological_errors(gt, gt) == (0, 0, 0, 0, 0, 0)
-    with pytest.raises(ValueError, match="same shape"):
-        topological_errors(gt, gt[:, :-1])
-
-
 def test_pixel_error_modes_and_best_threshold():
     y = np.zeros((4, 5))
     y[:, 0] = 1
@@ -277,95 +158,6 @@ def test_polarity_cell_equals_inverted_membrane():
         a = f(prob, y, thresholds=thr, polarity="membrane")
         b = f(1 - prob, 1 - y, thresholds=inv_thr, polarity="cell")
         assert a.errors == pytest.approx(b.errors, abs=1e-12), f.__name__
-
-
-# --------------------------------------------------------------------------------------------------
-# Rand error against scikit-image and a brute-force pair count
-# --------------------------------------------------------------------------------------------------
-
-
-def test_adapted_rand_matches_skimage_where_definitions_coincide():
-    from skimage.metrics import adapted_rand_error as sk_adapted_rand_error
-
-    rng = np.random.default_rng(0)
-    for _ in range(5):
-        gt = rng.integers(0, 6, (30, 31))
-        pred = rng.integers(1, 5, (30, 31))  # no predicted 0: both definitions agree exactly
-        ours = adapted_rand_error(gt, pred, normalization="pairs")
-        ref, _, _ = sk_adapted_rand_error(gt, pred)
-        assert ours.error == pytest.approx(ref, abs=1e-12)
-        # predicted 0 inside the true foreground is a singleton here: give each such pixel its own label
-        pred0 = rng.integers(0, 5, (30, 31))
-        unique = pred0.copy()
-        zeros = unique == 0
-        unique[zeros] = 1000 + np.arange(zeros.sum())
-        assert adapted_rand_error(gt, pred0, normalization="pairs").error == pytest.approx(
-            sk_adapted_rand_error(gt, unique)[0], abs=1e-12
-        )
-
-
-def _brute_force_rand(gt: np.ndarray, pred: np.ndarray, self_pairs: bool) -> float:
-    g, p = gt.ravel(), pred.ravel()
-    idx = np.flatnonzero(g > 0)
-    ab = a = b = 0
-    for u in idx:
-        for v in idx:
-            if u == v and not self_pairs:
-                continue
-            same_true = g[u] == g[v]
-            same_pred = u == v or (p[u] == p[v] and p[u] != 0)
-            a += same_true
-            b += same_pred
-            ab += same_true and same_pred
-    return 1 - 2 * ab / (a + b)
-
-
-def test_adapted_rand_against_brute_force_pair_count():
-    rng = np.random.default_rng(1)
-    for _ in range(3):
-        gt = rng.integers(0, 4, (6, 7))
-        pred = rng.integers(0, 4, (6, 7))
-        assert adapted_rand_error(gt, pred).error == pytest.approx(_brute_force_rand(gt, pred, True), abs=1e-12)
-        assert adapted_rand_error(gt, pred, "pairs").error == pytest.approx(
-            _brute_force_rand(gt, pred, False), abs=1e-12
-        )
-    perfect = adapted_rand_error(gt, gt)
-    assert perfect == (0.0, 1.0, 1.0)
-    assert np.isnan(adapted_rand_error(np.zeros((3, 3), int), gt[:3, :3]).error)  # no true foreground
-
-
-@needs_isbi
-def test_rand_error_on_isbi_slice_matches_skimage_pipeline():
-    from skimage.measure import label as sk_label
-    from skimage.metrics import adapted_rand_error as sk_adapted_rand_error
-
-    membrane = _isbi_membrane(0)
-    prob = _noisy_probability(membrane)
-    gt = sk_label(membrane == 0, connectivity=1)
-    ours = rand_error(prob, membrane, thresholds=(0.4, 0.5, 0.6), normalization="pairs")
-    for t, err in zip(ours.thresholds, ours.errors):
-        pred = sk_label(prob <= t, connectivity=1)
-        zeros = pred == 0
-        pred[zeros] = pred.max() + 1 + np.arange(zeros.sum())  # membrane pixels: singletons
-        assert err == pytest.approx(sk_adapted_rand_error(gt, pred)[0], abs=1e-12)
-    assert ours.threshold == 0.5
-
-
-def test_rand_error_3d_matches_skimage_pipeline():
-    from skimage.measure import label as sk_label
-    from skimage.metrics import adapted_rand_error as sk_adapted_rand_error
-
-    membrane = (~_random_blobs((12, 30, 28), 7, sigma=2.5, level=-0.05)).astype(float)
-    prob = _noisy_probability(membrane, seed=3, noise=0.4, sigma=1.0)
-    t = 0.5
-    ours = rand_error(prob[None, None], membrane[None, None], thresholds=t, normalization="pairs").error
-    gt = sk_label(membrane == 0, connectivity=1)
-    pred = sk_label(prob <= t, connectivity=1)
-    zeros = pred == 0
-    pred[zeros] = pred.max() + 1 + np.arange(zeros.sum())
-    assert ours == pytest.approx(sk_adapted_rand_error(gt, pred)[0], abs=1e-12)
-    # 26-connected cells merge more: a different (defined) value
-    assert rand_error(prob[None, None], membrane[None, None], thresholds=t, connectivity=3).error >= 0.0
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import torch
 from scipy import ndimage as ndi
 
 from monai.data import MetaTensor
+from monai.utils import TransformBackends
 from monai_unet2015.transforms import (
     UNetWeightMap,
     UNetWeightMapd,
@@ -194,8 +195,7 @@ def test_label_types():
     auto_w = UNetWeightMap(class_weights=None)(lab)[0]  # single value -> binary -> two components
     assert auto_w.max() > 1.5
     np.testing.assert_allclose(UNetWeightMap(class_weights=None, label_type="binary")(lab)[0], auto_w)
-    assert label_instances(lab[0], "instance")[1] == 1
-    assert label_instances(lab[0], "binary")[1] == 2
+    # label_instances itself (instance vs binary reading of this label) is tested in test_instances.py
 
 
 def test_connectivity_one_keeps_diagonal_neighbours():
@@ -336,6 +336,41 @@ def test_dictionary_version():
     with pytest.raises(ValueError, match="weight_key"):
         UNetWeightMapd(keys="label", weight_key="label")
 
+
+
+def test_backend_is_numpy_and_tensors_round_trip():
+    """Issue 13 item 7: the transforms compute in NumPy and say so; tensors come back as tensors of the input's
+    type and dtype, MetaTensors as MetaTensors with the input's metadata, in the array and dictionary versions."""
+    assert UNetWeightMap.backend == [TransformBackends.NUMPY]
+    assert UNetWeightMapd.backend == [TransformBackends.NUMPY]
+    lab = two_touching_squares()[None]
+    w_np, t_np = UNetWeightMap()(lab)
+    for dtype in (torch.int32, torch.int64, torch.uint8, torch.float32):
+        w_t, t_t = UNetWeightMap()(torch.as_tensor(lab, dtype=dtype))
+        assert type(w_t) is torch.Tensor and type(t_t) is torch.Tensor
+        assert w_t.dtype == torch.float32 and t_t.dtype == dtype
+        np.testing.assert_array_equal(w_t.numpy(), w_np)
+        np.testing.assert_array_equal(t_t.numpy(), t_np)
+    affine = torch.diag(torch.tensor([2.0, 0.5, 1.0, 1.0], dtype=torch.float64))
+    meta = MetaTensor(torch.as_tensor(lab), affine=affine, meta={"filename_or_obj": "cells.tif"})
+    out = UNetWeightMapd(keys="label", target_key="target")({"label": meta})
+    for key in ("weight", "target"):
+        assert isinstance(out[key], MetaTensor), key
+        assert out[key].meta["filename_or_obj"] == "cells.tif"
+        torch.testing.assert_close(out[key].affine, affine)
+    assert out["weight"].dtype == torch.float32 and out["target"].dtype == torch.int32
+    np.testing.assert_array_equal(out["weight"].numpy(), w_np)
+    np.testing.assert_array_equal(out["target"].numpy(), t_np)
+    assert out["label"] is meta  # the instance labels are kept untouched
+    assert isinstance(UNetWeightMap(return_target=False)(meta), MetaTensor)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_come_back_on_their_device():
+    lab = torch.as_tensor(two_touching_squares()[None]).cuda()
+    w, t = UNetWeightMap()(MetaTensor(lab))
+    assert isinstance(w, MetaTensor) and w.device == lab.device and t.device == lab.device
+    np.testing.assert_array_equal(w.cpu().numpy(), UNetWeightMap()(two_touching_squares()[None])[0])
 
 def test_functional_matches_transform():
     lab = two_touching_squares()

@@ -20,7 +20,7 @@ import torch
 
 from monai.data import MetaTensor
 from monai.networks import one_hot
-from monai_unet2015.losses import WeightedCrossEntropyLoss, center_crop_to, pack_weight_map, unpack_weight_map
+from monai_unet2015.losses import WeightedCrossEntropyLoss, center_crop_to
 
 
 def direct_loss(logits, indices, weight_map=None, class_weight=None, reduction="mean"):
@@ -117,20 +117,23 @@ def test_center_crop_to():
         center_crop_to(x, (6, 5))
 
 
-def test_packed_target_equals_explicit_weight_map(data):
+def test_weight_map_is_its_own_argument(data):
+    """The weight map travels beside the label, not inside it (issue 13): the third argument, positional or by
+    keyword, with index, float-index or one-hot labels; a label with an extra weight channel is refused."""
     logits, indices, weight_map = data
-    explicit = WeightedCrossEntropyLoss()(logits, indices[:, None], weight_map)
-    packed = pack_weight_map(indices[:, None], weight_map)
-    assert packed.shape == (2, 2, 5, 6) and packed.dtype == torch.float32
-    torch.testing.assert_close(WeightedCrossEntropyLoss(weight_map_in_target=True)(logits, packed), explicit)
-    label, wmap = unpack_weight_map(packed)
-    torch.testing.assert_close(wmap, weight_map)
-    torch.testing.assert_close(label.long(), indices[:, None])
-    # one-hot label packed with the map: C + 1 channels
-    packed_onehot = pack_weight_map(one_hot(indices[:, None], 3), weight_map)
-    torch.testing.assert_close(WeightedCrossEntropyLoss(weight_map_in_target=True)(logits, packed_onehot), explicit)
-    with pytest.raises(ValueError, match="weight_map_in_target"):
-        WeightedCrossEntropyLoss(weight_map_in_target=True)(logits, packed, weight_map)
+    loss_fn = WeightedCrossEntropyLoss()
+    explicit = loss_fn(logits, indices[:, None], weight_map)
+    torch.testing.assert_close(explicit.double(), direct_loss(logits, indices, weight_map), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss_fn(logits, indices[:, None], weight_map=weight_map), explicit)
+    torch.testing.assert_close(loss_fn(logits, indices[:, None].float(), weight_map), explicit)
+    # one-hot label with the map: C channels, the map separately
+    torch.testing.assert_close(loss_fn(logits, one_hot(indices[:, None], 3), weight_map), explicit)
+    # the label is the label: a weight map smuggled in as a last channel is not split off
+    for label in (indices[:, None].float(), one_hot(indices[:, None], 3)):
+        with pytest.raises(ValueError, match="channels"):
+            loss_fn(logits, torch.cat([label, weight_map], dim=1))
+    with pytest.raises(TypeError, match="weight_map_in_target"):
+        WeightedCrossEntropyLoss(weight_map_in_target=True)
 
 
 def test_gradient_is_weighted_cross_entropy_gradient(data):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from .checkpoint import *  # noqa: F401,F403
 from .errors import *  # noqa: F401,F403
 from .options import *  # noqa: F401,F403
+from .training import *  # noqa: F401,F403
 
 # ``package`` is also a command line (``python -m monai_unet2015.bundle.package``): importing it here would make
 # runpy warn that it is already in sys.modules, so its public functions are loaded on first access instead.

@@ -14,4 +14,5 @@ from __future__ import annotations
 from .ctc import ctc_datalist
 from .images import *  # noqa: F401,F403
 from .writers import *  # noqa: F401,F403
-from .isbi2012 import SelectSliced, SelectSliceD, SelectSliceDict, isbi2012_datalist
+from .isbi2012 import isbi2012_datalist
+from ..transforms.select_slice import SelectSliced, SelectSliceD, SelectSliceDict  # re-export; home: transforms

@@ -17,14 +17,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from monai.config import KeysCollection
-from monai.transforms import MapTransform
-from monai.utils import convert_to_dst_type
-
-__all__ = ["isbi2012_datalist", "SelectSliced", "SelectSliceD", "SelectSliceDict"]
+__all__ = ["isbi2012_datalist"]
 
 _IMAGE_EXT = (".png", ".tif", ".tiff")
 
@@ -50,7 +43,7 @@ def isbi2012_datalist(
     - stacks: ``dataset_dir/train-volume.tif`` and ``dataset_dir/train-labels.tif`` (multi-page TIFF, as the
       challenge distributes them; ``test-volume.tif`` when ``labelled=False``). Each item then names the
       stack and the page in ``"slice"`` (and ``"index"``): load it with ``LoadImaged`` and pick the page with
-      :py:class:`SelectSliced`.
+      :py:class:`~monai_unet2015.transforms.SelectSliced`.
 
     In the labels 255 marks cell interior and 0 membrane.
 
@@ -103,42 +96,3 @@ def isbi2012_datalist(
             raise ValueError(f"indices {unknown} not in {str(root)!r}; available: {[it['index'] for it in items]}.")
         items = [it for it in items if it["index"] in wanted]
     return items
-
-
-class SelectSliced(MapTransform):
-    """Pick page ``data[slice_key]`` along ``axis`` of a loaded channel-first stack.
-
-    ``LoadImaged(..., ensure_channel_first=True)`` with MONAI's default (ITK) reader loads a multi-page TIFF
-    as ``(1, W, H, pages)``, hence the default ``axis=-1``, giving ``(1, W, H)`` like a single PNG slice.
-    Items without ``slice_key`` pass through unchanged, so one pipeline serves the slice and the stack layouts.
-
-    Examples::
-
-        >>> import torch
-        >>> out = SelectSliced("image")({"image": torch.arange(24.0).reshape(1, 3, 4, 2), "slice": 1})
-        >>> out["image"].shape
-        torch.Size([1, 3, 4])
-    """
-
-    def __init__(self, keys: KeysCollection, slice_key: str = "slice", axis: int = -1, allow_missing_keys: bool = False):
-        super().__init__(keys, allow_missing_keys)
-        self.slice_key = slice_key
-        self.axis = axis
-
-    def __call__(self, data):
-        d = dict(data)
-        if self.slice_key not in d:
-            return d
-        k = int(d[self.slice_key])
-        for key in self.key_iterator(d):
-            img = d[key]
-            if img.shape[self.axis] <= k:
-                raise ValueError(f"{key}: slice {k} out of range for a stack of shape {tuple(img.shape)}.")
-            index = [slice(None)] * img.ndim
-            index[self.axis] = k
-            out = img[tuple(index)]
-            d[key] = out if isinstance(out, torch.Tensor) else convert_to_dst_type(np.asarray(out), img)[0]
-        return d
-
-
-SelectSliceD = SelectSliceDict = SelectSliced

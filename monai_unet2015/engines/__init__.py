@@ -11,4 +11,4 @@
 
 from __future__ import annotations
 
-from .prepare_batch import *  # noqa: F401,F403
+from .trainer import *  # noqa: F401,F403

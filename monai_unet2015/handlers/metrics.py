@@ -28,12 +28,8 @@ from monai.handlers.ignite_metric import IgniteMetricHandler
 from monai.utils import MetricReduction
 
 from monai_unet2015.metrics.ctc import ForegroundIoUMetric, SEGMetric
-from monai_unet2015.metrics.isbi2012 import (
-    DEFAULT_THRESHOLDS,
-    PixelErrorMetric,
-    RandErrorMetric,
-    WarpingErrorMetric,
-)
+from monai_unet2015.metrics.isbi2012 import PixelErrorMetric, RandErrorMetric, WarpingErrorMetric
+from monai_unet2015.metrics.sweep import DEFAULT_THRESHOLDS
 
 __all__ = ["PixelError", "RandError", "WarpingError", "ForegroundIoU", "SEGMeasure"]
 

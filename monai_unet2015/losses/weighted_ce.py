@@ -21,7 +21,7 @@ from torch.nn.modules.loss import _Loss
 
 from monai.utils import LossReduction
 
-__all__ = ["WeightedCrossEntropyLoss", "center_crop_to", "pack_weight_map", "unpack_weight_map"]
+__all__ = ["WeightedCrossEntropyLoss", "center_crop_to"]
 
 
 def center_crop_to(x: torch.Tensor, spatial_size: Sequence[int], name: str = "tensor") -> torch.Tensor:
@@ -55,41 +55,6 @@ def center_crop_to(x: torch.Tensor, spatial_size: Sequence[int], name: str = "te
     return x
 
 
-def pack_weight_map(label: torch.Tensor, weight_map: torch.Tensor) -> torch.Tensor:
-    """``label`` ``(B, C, *spatial)`` and ``weight_map`` ``(B, 1, *spatial)`` as one float tensor with the weight map
-    as the last channel: the target format of ``WeightedCrossEntropyLoss(weight_map_in_target=True)``, which lets
-    the weight map reach the loss through ``SupervisedTrainer`` (it calls ``loss_function(pred, target)``).
-
-    Examples::
-
-        >>> import torch
-        >>> packed = pack_weight_map(torch.ones(2, 1, 4, 4), torch.full((2, 1, 4, 4), 3.0))
-        >>> packed.shape
-        torch.Size([2, 2, 4, 4])
-    """
-    if label.ndim < 3 or weight_map.ndim != label.ndim:
-        raise ValueError(
-            f"label (B, C, *spatial) and weight_map (B, 1, *spatial) must have the same number of axes (>= 3), "
-            f"got {tuple(label.shape)} and {tuple(weight_map.shape)}."
-        )
-    if weight_map.shape[1] != 1 or weight_map.shape[0] != label.shape[0] or weight_map.shape[2:] != label.shape[2:]:
-        raise ValueError(
-            f"weight_map must have shape (B, 1, *spatial) matching label {tuple(label.shape)}, "
-            f"got {tuple(weight_map.shape)}."
-        )
-    return torch.cat([label.float(), weight_map.to(device=label.device, dtype=torch.float32)], dim=1)
-
-
-def unpack_weight_map(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split a target made by :py:func:`pack_weight_map` into ``(label, weight_map)``."""
-    if target.ndim < 3 or target.shape[1] < 2:
-        raise ValueError(
-            "a packed target needs shape (B, C + 1, *spatial) with the weight map as last channel, "
-            f"got {tuple(target.shape)}."
-        )
-    return target[:, :-1], target[:, -1:]
-
-
 class WeightedCrossEntropyLoss(_Loss):
     """Softmax cross-entropy with a per-pixel weight map (U-Net paper, Eq. 1).
 
@@ -116,9 +81,6 @@ class WeightedCrossEntropyLoss(_Loss):
             (converted with argmax; soft labels are not supported) or class indices ``(B, 1, *spatial)``.
         weight: class weights, one per channel, as in ``torch.nn.CrossEntropyLoss`` and MONAI's losses.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
-        weight_map_in_target: the target's last channel is the weight map (see :py:func:`pack_weight_map` and
-            :py:class:`~monai_unet2015.engines.PrepareBatchWeightMap`); this is how the weight map reaches the
-            loss inside ``SupervisedTrainer``. The ``weight_map`` argument of ``forward`` must then be ``None``.
 
     Examples::
 
@@ -132,12 +94,12 @@ class WeightedCrossEntropyLoss(_Loss):
         >>> bool(torch.allclose(loss, reference))
         True
 
-    In a bundle ``train.json``, with the weight map added by ``UNetWeightMapd`` under the key ``"weight"``::
+    In a bundle ``train.json``, with the weight map added by ``UNetWeightMapd`` under the key ``"weight"``,
+    :py:class:`~monai_unet2015.engines.WeightMapTrainer` calls ``loss(pred, label, batch["weight"])``::
 
-        "loss": {"_target_": "monai_unet2015.losses.WeightedCrossEntropyLoss", "weight_map_in_target": true},
-        "prepare_batch": {"_target_": "monai_unet2015.engines.PrepareBatchWeightMap", "weight_key": "weight"},
-        "trainer": {"_target_": "SupervisedTrainer", "loss_function": "@loss", "prepare_batch": "@prepare_batch",
-                    ...}
+        "loss": {"_target_": "monai_unet2015.losses.WeightedCrossEntropyLoss"},
+        "trainer": {"_target_": "monai_unet2015.engines.WeightMapTrainer", "weight_key": "weight",
+                    "loss_function": "@loss", ...}
     """
 
     def __init__(
@@ -145,11 +107,9 @@ class WeightedCrossEntropyLoss(_Loss):
         to_onehot_y: bool = False,
         weight: Sequence[float] | torch.Tensor | None = None,
         reduction: LossReduction | str = LossReduction.MEAN,
-        weight_map_in_target: bool = False,
     ) -> None:
         super().__init__(reduction=LossReduction(reduction).value)
         self.to_onehot_y = bool(to_onehot_y)
-        self.weight_map_in_target = bool(weight_map_in_target)
         class_weight: torch.Tensor | None = None
         if weight is not None:
             class_weight = torch.as_tensor(weight, dtype=torch.float32).reshape(-1)
@@ -194,13 +154,12 @@ class WeightedCrossEntropyLoss(_Loss):
         Args:
             input: logits ``(B, C, *spatial)``, ``C >= 2``.
             target: ``(B, 1, *spatial')`` class indices or ``(B, C, *spatial')`` one-hot, with
-                ``spatial' >= spatial`` by an even margin per axis; with ``weight_map_in_target`` one more
-                channel holding the weight map.
-            weight_map: optional per-pixel weights ``(B, 1, *spatial')`` or ``(B, *spatial')``.
+                ``spatial' >= spatial`` by an even margin per axis (centre-cropped to ``spatial``).
+            weight_map: optional per-pixel weights ``(B, 1, *spatial')`` or ``(B, *spatial')``, centre-cropped
+                like the target (``WeightMapTrainer`` passes the batch's weight map here).
 
         Raises:
-            ValueError: mismatching shapes, odd or negative margins, class indices out of range, a weight map
-                given twice.
+            ValueError: mismatching shapes, odd or negative margins, class indices out of range.
         """
         input = input.as_tensor() if hasattr(input, "as_tensor") else input
         target = torch.as_tensor(target.as_tensor() if hasattr(target, "as_tensor") else target)
@@ -212,11 +171,6 @@ class WeightedCrossEntropyLoss(_Loss):
                 f"softmax cross-entropy needs a prediction with >= 2 channels, got {num_classes}; "
                 "use a two-channel (background, foreground) output."
             )
-        if self.weight_map_in_target:
-            if weight_map is not None:
-                raise ValueError("weight_map_in_target=True: the weight map is the target's last channel, "
-                                 "do not pass weight_map as well.")
-            target, weight_map = unpack_weight_map(target)
         if target.ndim == input.ndim - 1:  # (B, *spatial) class indices, as for torch.nn.CrossEntropyLoss
             target = target.unsqueeze(1)
         if target.ndim != input.ndim or target.shape[0] != input.shape[0]:

@@ -14,4 +14,7 @@ from __future__ import annotations
 from .contingency import *  # noqa: F401,F403
 from .ctc import *  # noqa: F401,F403
 from .isbi2012 import *  # noqa: F401,F403
+from .rand import *  # noqa: F401,F403
 from .simple_point import *  # noqa: F401,F403
+from .sweep import *  # noqa: F401,F403
+from .topology import *  # noqa: F401,F403

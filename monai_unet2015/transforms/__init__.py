@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 from .elastic import *  # noqa: F401,F403
+from .instances import *  # noqa: F401,F403
 from .mirror_pad import *  # noqa: F401,F403
 from .overlay import *  # noqa: F401,F403
 from .presets import *  # noqa: F401,F403
+from .select_slice import *  # noqa: F401,F403
 from .weight_map import *  # noqa: F401,F403

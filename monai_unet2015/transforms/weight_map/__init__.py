@@ -13,12 +13,12 @@
 
 from __future__ import annotations
 
+from ..instances.functional import label_instances  # re-export; home: monai_unet2015.transforms.instances
 from .array import UNetWeightMap
 from .dictionary import UNetWeightMapD, UNetWeightMapd, UNetWeightMapDict
 from .functional import (
     carve_borders,
     class_balance_weights,
-    label_instances,
     separation_border_radius,
     separation_border_term,
     unet_weight_map,

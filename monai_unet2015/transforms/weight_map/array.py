@@ -70,8 +70,10 @@ class UNetWeightMap(Transform):
       :py:func:`~monai_unet2015.transforms.weight_map.functional.separation_border_term`).
 
     The input is a channel-first label image with one channel, ``(1, H, W)`` or ``(1, D, H, W)``; NumPy arrays,
-    tensors and MetaTensors are accepted and the outputs have the input's type (the weight map float32,
-    the target the input's dtype) and carry its metadata. The computation runs on the CPU (SciPy).
+    tensors and MetaTensors are accepted and the outputs have the input's type and device (the weight map
+    float32, the target the input's dtype) and carry its metadata: a MetaTensor gives MetaTensors. The
+    computation runs in NumPy/SciPy on the CPU (``backend = [TransformBackends.NUMPY]``): a tensor is converted
+    to NumPy and the results back to the input's type.
 
     Args:
         w0: amplitude of the separation term (paper: 10).
@@ -103,7 +105,7 @@ class UNetWeightMap(Transform):
         9.3527
     """
 
-    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+    backend = [TransformBackends.NUMPY]
 
     def __init__(
         self,

@@ -29,7 +29,9 @@ class UNetWeightMapd(MapTransform):
 
     For every key in ``keys`` (a label image ``(1, H, W)`` or ``(1, D, H, W)``: instance ids or a binary mask),
     writes the float32 weight map to ``weight_key`` and the binary target with separation borders to
-    ``target_key`` (``None``: replace the label itself). Both carry the label's metadata.
+    ``target_key`` (``None``: replace the label itself). Both have the label's type and device and carry its
+    metadata (a MetaTensor label gives MetaTensors); the computation runs in NumPy
+    (``backend = [TransformBackends.NUMPY]``, as the array transform).
 
     Args:
         keys: keys of the label images.

@@ -15,7 +15,8 @@ Everything here works on plain NumPy arrays holding the *spatial* axes only (no 
 :py:class:`~monai_unet2015.transforms.weight_map.array.UNetWeightMap` adds the channel axis, MetaTensor
 handling and argument checking on top. The pieces, in the order :py:func:`unet_weight_map` applies them:
 
-1. :py:func:`label_instances`: instance ids from an instance label map, or connected components of a binary mask.
+1. :py:func:`~monai_unet2015.transforms.instances.label_instances`: instance ids from an instance label map, or
+   connected components of a binary mask (in :py:mod:`monai_unet2015.transforms.instances`).
 2. :py:func:`carve_borders`: every instance pixel that touches a *different* instance becomes background
    (the separation border of Fig. 3c).
 3. :py:func:`separation_border_term`: ``w0 * exp(-(d1 + d2)**2 / (2 sigma**2))`` on background pixels, where
@@ -39,16 +40,22 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+# label_instances and its helpers live in transforms.instances; _LABEL_TYPES is imported from here by array.py
+from ..instances.functional import (  # noqa: F401
+    _LABEL_TYPES,
+    _as_label_array,
+    _footprint,
+    _relabel_consecutive,
+    label_instances,
+)
+
 __all__ = [
-    "label_instances",
     "carve_borders",
     "separation_border_term",
     "separation_border_radius",
     "class_balance_weights",
     "unet_weight_map",
 ]
-
-_LABEL_TYPES = ("auto", "instance", "binary")
 
 # Upper bound on the voxels of one canvas (memory: about 40 bytes per voxel for the gathered ids, SciPy's
 # feature transform and the float64 squared distances, i.e. ~85 MB at this size).
@@ -59,19 +66,6 @@ _FLUSH_ENTRIES = 1 << 23
 _MAX_PAIRS = 1 << 24
 # Window lengths are rounded up to this geometric grid so that instances of similar size share one call.
 _WINDOW_GROWTH = 1.1
-
-
-def _footprint(ndim: int, connectivity: int | None) -> np.ndarray:
-    if connectivity is None:
-        connectivity = ndim
-    if isinstance(connectivity, bool) or not isinstance(connectivity, (int, np.integer)):
-        raise TypeError(f"connectivity must be an int in [1, {ndim}] or None, got {connectivity!r}.")
-    if not 1 <= connectivity <= ndim:
-        raise ValueError(
-            f"connectivity must be in [1, {ndim}] for {ndim} spatial dims (1: faces only, i.e. 4-/6-neighbourhood; "
-            f"{ndim}: full {3**ndim - 1}-neighbourhood) or None (= {ndim}), got {connectivity}."
-        )
-    return ndi.generate_binary_structure(ndim, int(connectivity))
 
 
 def _spacing_tuple(spacing: Sequence[float] | float | None, ndim: int) -> tuple[float, ...]:
@@ -89,92 +83,6 @@ def _spacing_tuple(spacing: Sequence[float] | float | None, ndim: int) -> tuple[
     if not all(math.isfinite(s) and s > 0 for s in values):
         raise ValueError(f"spacing values must be finite and positive, got {spacing!r}.")
     return values
-
-
-def _relabel_consecutive(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Map the distinct positive ids of ``labels`` to 1..N (background 0 stays 0) in O(pixels) for small ids."""
-    flat = labels.ravel()
-    top = int(flat.max()) if flat.size else 0
-    if top == 0:
-        return np.zeros(labels.shape, np.int32), 0
-    if top <= max(1 << 20, 4 * flat.size):
-        present = np.bincount(flat, minlength=top + 1) > 0
-        present[0] = False
-        ids = np.flatnonzero(present)
-        n = ids.size
-        if n == top:  # already consecutive
-            return labels.astype(np.int32, copy=False), n
-        lut = np.zeros(top + 1, np.int32)
-        lut[ids] = np.arange(1, n + 1, dtype=np.int32)
-        return lut[labels], n
-    ids, inverse = np.unique(flat, return_inverse=True)
-    inverse = inverse.reshape(labels.shape).astype(np.int32)
-    if ids[0] != 0:  # no background pixel at all
-        return inverse + 1, int(ids.size)
-    return inverse, int(ids.size - 1)
-
-
-def label_instances(
-    labels: np.ndarray, label_type: str = "auto", connectivity: int | None = None
-) -> tuple[np.ndarray, int]:
-    """Instance ids ``1..N`` (int32, background 0) and ``N`` from an instance label map or a binary mask.
-
-    Args:
-        labels: spatial array of non-negative integers (any integer or bool dtype; integral floats are accepted).
-        label_type: ``"instance"``: every distinct positive value is one instance, whether connected or not.
-            ``"binary"``: every non-zero pixel is foreground and instances are its connected components.
-            ``"auto"`` (default): ``"binary"`` when the array holds at most one distinct non-zero value
-            (e.g. 0/1 or 0/255 masks such as the ISBI 2012 labels), ``"instance"`` otherwise.
-        connectivity: neighbourhood for connected components, as in
-            ``scipy.ndimage.generate_binary_structure``: 1 = faces only (4-/6-neighbourhood), ``ndim`` or ``None``
-            (default) = full (8-/26-neighbourhood).
-
-    Raises:
-        ValueError: on a bad ``label_type``, negative or non-integral values.
-    """
-    if label_type not in _LABEL_TYPES:
-        raise ValueError(f"label_type must be one of {_LABEL_TYPES}, got {label_type!r}.")
-    labels = _as_label_array(labels)
-    if label_type == "auto":
-        nonzero = labels[labels != 0]
-        single = nonzero.size == 0 or bool(np.all(nonzero == nonzero.flat[0]))
-        label_type = "binary" if single else "instance"
-    if label_type == "binary":
-        comp, n = ndi.label(labels != 0, structure=_footprint(labels.ndim, connectivity), output=np.int32)
-        return comp, int(n)
-    return _relabel_consecutive(labels)
-
-
-def _as_label_array(labels: np.ndarray) -> np.ndarray:
-    """Validate an integer-valued, non-negative label array and return it with an integer dtype."""
-    labels = np.asarray(labels)
-    if labels.size == 0:
-        raise ValueError(f"labels must not be empty, got an array of shape {labels.shape}.")
-    if labels.dtype == bool:
-        return labels.astype(np.uint8)
-    if np.issubdtype(labels.dtype, np.complexfloating) or not np.issubdtype(labels.dtype, np.number):
-        raise TypeError(f"labels must hold integer (or integral float / bool) values, got dtype {labels.dtype}.")
-    if np.issubdtype(labels.dtype, np.floating):
-        if not np.all(np.isfinite(labels)):
-            raise ValueError("labels must be finite integer ids, got NaN or infinite values.")
-        if not np.all(labels == np.round(labels)):
-            bad = labels[labels != np.round(labels)].flat[0]
-            raise ValueError(
-                f"labels must be integer instance ids (0 = background), got non-integer value {bad} "
-                f"(dtype {labels.dtype}). Interpolated labels must be resampled with mode='nearest'."
-            )
-        if labels.min() < 0:
-            raise ValueError(f"labels must be non-negative (0 = background), got minimum {labels.min()}.")
-        if labels.max() > np.iinfo(np.int64).max / 2:
-            raise ValueError(f"label ids are too large to be integers, got maximum {labels.max()}.")
-        return labels.astype(np.int64)
-    if np.issubdtype(labels.dtype, np.signedinteger) and labels.min() < 0:
-        raise ValueError(f"labels must be non-negative (0 = background), got minimum {labels.min()}.")
-    if labels.dtype == np.uint64:
-        if labels.max() > np.iinfo(np.int64).max:
-            raise ValueError(f"label ids are too large, got maximum {labels.max()}.")
-        return labels.astype(np.int64)
-    return labels
 
 
 def carve_borders(instances: np.ndarray, connectivity: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,20 @@
+# Copyright (c) monai_unet2015 contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Instance labels: connected components of a binary mask, or renumbered ids of an instance label map."""
+
+from __future__ import annotations
+
+from .array import LabelInstances
+from .dictionary import LabelInstancesD, LabelInstancesd, LabelInstancesDict
+from .functional import label_instances
+
+__all__ = ["LabelInstances", "LabelInstancesd", "LabelInstancesD", "LabelInstancesDict", "label_instances"]
