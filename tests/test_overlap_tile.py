@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 import textwrap
@@ -28,7 +29,14 @@ from monai.data import MetaTensor
 from monai.engines import SupervisedEvaluator
 from monai.transforms import Compose, Invertd, SaveImaged, SpatialPadd
 
-from monai_unet2015.inferers import OverlapTileInferer, TilePlan, estimate_tile_bytes
+from monai_unet2015.inferers import (
+    OverlapTileInferer,
+    TilePlan,
+    TilingGeometry,
+    UNet2015Geometry,
+    ValidPaddingGeometry,
+    estimate_tile_bytes,
+)
 from monai_unet2015.networks.nets import UNet2015
 from monai_unet2015.networks.nets.unet2015 import unet2015_is_valid_size, unet2015_nearest_valid_sizes
 from monai_unet2015.transforms import MirrorPadd
@@ -473,3 +481,274 @@ def test_large_image_peak_memory_is_output_plus_bounded_tiles(tmp_path):
     assert tiled["extra"] <= tiled["output"] + tile_budget, tiled
     naive = run("naive")  # the check is sensitive enough to see one mirrored copy
     assert naive["extra"] > tiled["output"] + tile_budget, naive
+
+
+# ---------------------------------------------------------------- other valid-padding networks (TilingGeometry)
+class ThreeValidConvs(torch.nn.Module):
+    """Three unpadded 5x5 convolutions with stride 1: 6 px lost per side, any length from 13, step 1.
+    States no geometry (a network the inferer knows nothing about)."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.convs = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 5), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 5), torch.nn.ReLU(),
+            torch.nn.Conv2d(4, 2, 5),
+        )
+
+    def forward(self, x):
+        return self.convs(x)
+
+
+class StatedThreeValidConvs(ThreeValidConvs):
+    """The same network, stating its geometry."""
+
+    def tiling_geometry(self):
+        return ValidPaddingGeometry(border=6)
+
+
+class PoolingValidNet(torch.nn.Module):
+    """3x3 valid conv, 2x2 max pool, 3x3 valid conv, 2x2 up-convolution, concatenation with the centre-cropped
+    skip, 3x3 valid conv: n -> n - 8 for even n >= 10 (border 4, step 2), another rule than UNet2015's."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv_a, self.conv_b = torch.nn.Conv2d(1, 4, 3), torch.nn.Conv2d(4, 8, 3)
+        self.up = torch.nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.conv_c = torch.nn.Conv2d(8, 2, 3)
+
+    def forward(self, x):
+        skip = torch.relu(self.conv_a(x))
+        y = self.up(torch.relu(self.conv_b(torch.nn.functional.max_pool2d(skip, 2))))
+        return self.conv_c(torch.cat([skip[..., 2:-2, 2:-2], y], 1))
+
+    def tiling_geometry(self):
+        return ValidPaddingGeometry(border=4, step=2, min_input_size=10)
+
+
+class StatesGeometry(torch.nn.Module):
+    """A stand-in network that only states a geometry (for plans)."""
+
+    def __init__(self, geometry):
+        super().__init__()
+        self.geometry = geometry
+
+    def tiling_geometry(self):
+        return self.geometry
+
+
+class BoxGeometry:
+    """A hand-written TilingGeometry (only the required members) for two unpadded 3x3 box filters."""
+
+    border, step = 2, 1
+
+    def output_size(self, input_size):
+        return input_size - 4 if input_size > 4 else -1
+
+    def input_size_for_output(self, output_size):
+        return output_size + 4
+
+
+def _box(t):
+    return torch.nn.functional.avg_pool2d(torch.nn.functional.avg_pool2d(t, 3, 1), 3, 1)
+
+
+NET_A, NET_B = StatedThreeValidConvs().eval(), PoolingValidNet().eval()
+
+
+def _whole_pass_geometry(net, x, geometry):
+    """Reference for any geometry: one pass over the whole image mirror-padded by numpy's 'reflect' (border
+    before, the rest of the smallest valid size after), cropped to the image's extent."""
+    widths = [(0, 0), (0, 0)]
+    for s in x.shape[2:]:
+        valid = geometry.input_size_for_output(s)
+        widths.append((geometry.border, valid - s - geometry.border))
+    padded = torch.from_numpy(np.pad(x.numpy(), widths, mode="reflect"))
+    with torch.no_grad():
+        y = net(padded)
+    return y[(slice(None), slice(None)) + tuple(slice(0, s) for s in x.shape[2:])]
+
+
+@pytest.mark.parametrize("net", [NET_A, NET_B], ids=["three_5x5_convs", "pool_upconv"])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 8), (7, 5), (19, 40), (61, 37), (100, 23)])
+@pytest.mark.parametrize("roi_size,overlap", [(1, 0.0), (8, 0.0), (13, 0.5), ((24, 9), 0.25), (10_000, 0.0)])
+def test_seamless_other_valid_padding_networks(net, shape, roi_size, overlap):
+    geometry = net.tiling_geometry()
+    x = torch.randn(1, 1, *shape)
+    inferer = OverlapTileInferer(roi_size=roi_size, overlap=overlap, sw_batch_size=3 if roi_size != 1 else 64)
+    plan = inferer.plan(shape, net)
+    assert plan.border == geometry.border
+    for axis, length in enumerate(shape):
+        assert geometry.output_size(plan.input_size[axis]) == plan.output_size[axis] >= 1
+        assert all(s % geometry.step == 0 for s in plan.starts[axis])
+        assert max(plan.starts[axis]) + plan.output_size[axis] >= length
+    out = inferer(x, net)
+    assert out.shape == (1, 2, *shape)
+    torch.testing.assert_close(out, _whole_pass_geometry(net, x, geometry), atol=1e-5, rtol=0)
+
+
+def test_step_one_tiles_start_anywhere_and_pooling_tiles_on_even_pixels():
+    plan = OverlapTileInferer(roi_size=13).plan((40, 40), NET_A)  # 4 tiles of 10 as few as of 13: balanced
+    assert plan.output_size == (10, 10) and plan.input_size == (22, 22) and plan.starts[0] == (0, 10, 20, 30)
+    plan = OverlapTileInferer(roi_size=7).plan((40,), NET_A)
+    assert plan.input_size == (19,) and plan.starts == ((0, 7, 14, 21, 28, 33),)  # step 1: odd origins are fine
+    plan = OverlapTileInferer(roi_size=7).plan((40,), NET_B)  # even tiles (from 10 - 8) on even origins
+    assert plan.input_size == (16,) and plan.output_size == (8,) and plan.starts == ((0, 8, 16, 24, 32),)
+    plan = OverlapTileInferer(roi_size=13, overlap=0.5).plan((41,), NET_B)
+    assert plan.output_size[0] % 2 == 0 and all(s % 2 == 0 for s in plan.starts[0])
+
+
+@pytest.mark.parametrize("shape,roi_size", [((23, 17), 5), ((9, 40), (3, 11)), ((2, 2), 1)])
+def test_plain_function_with_stated_geometry(shape, roi_size):
+    x = torch.randn(2, 1, *shape)
+    for geometry in (BoxGeometry(), ValidPaddingGeometry(border=2)):
+        inferer = OverlapTileInferer(roi_size=roi_size, sw_batch_size=2, geometry=geometry)
+        assert inferer.geometry is geometry
+        out = inferer(x, _box)
+        assert out.shape == (2, 1, *shape)
+        torch.testing.assert_close(out, _whole_pass_geometry(_box, x, geometry), atol=1e-5, rtol=0)
+    quiet = ThreeValidConvs().eval()  # a module stating nothing, and a lambda: the geometry is given
+    with pytest.raises(ValueError, match=r"cannot read the geometry of ThreeValidConvs.*pass geometry=\.\.\."):
+        OverlapTileInferer(roi_size=8)(x, quiet)
+    for net in (quiet, lambda t: quiet(t)):
+        out = OverlapTileInferer(roi_size=roi_size, geometry=ValidPaddingGeometry(6))(x, net)
+        torch.testing.assert_close(out, _whole_pass_geometry(quiet, x, ValidPaddingGeometry(6)), atol=1e-5, rtol=0)
+
+
+def test_unet2015_states_its_geometry_and_the_shorthands_agree():
+    geometry = NET3.tiling_geometry()
+    assert isinstance(geometry, TilingGeometry) and geometry == UNet2015Geometry(depth=3, first_width=4)
+    x = torch.randn(1, 1, 45, 30)
+    ref = OverlapTileInferer(roi_size=16)(x, NET3)
+    torch.testing.assert_close(ref, _whole_image_pass(NET3, x), atol=1e-4, rtol=0)
+    plain = lambda t: NET3(t)  # noqa: E731
+    for kwargs in ({"depth": 3}, {"border": 20}, {"geometry": geometry}, {"geometry": UNet2015Geometry(3)}):
+        inferer = OverlapTileInferer(roi_size=16, **kwargs)
+        assert isinstance(inferer.geometry, UNet2015Geometry) and inferer.geometry.depth == 3
+        assert inferer.network_depth(plain) == 3
+        torch.testing.assert_close(inferer(x, plain), ref, atol=0, rtol=0)
+        assert inferer.plan((45, 30), plain) == OverlapTileInferer(roi_size=16).plan((45, 30), NET3)
+    assert OverlapTileInferer(roi_size=16).network_geometry(torch.nn.DataParallel(NET3)) == geometry
+    assert OverlapTileInferer().geometry is None  # read from the network at call time
+    with pytest.raises(ValueError, match="is not a UNet2015's: it has no depth"):
+        OverlapTileInferer(roi_size=16).network_depth(NET_B)
+
+
+def test_input_roi_size_checked_against_a_stated_geometry():
+    geometry = NET_B.tiling_geometry()
+    inferer = OverlapTileInferer(input_roi_size=(30, 12), geometry=geometry)  # not valid for any UNet2015 depth
+    x = torch.randn(1, 1, 45, 29)
+    plan = inferer.plan((45, 29), NET_B)
+    assert plan.input_size == (30, 12) and plan.output_size == (22, 4)
+    torch.testing.assert_close(inferer(x, NET_B), _whole_pass_geometry(NET_B, x, geometry), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError) as info:
+        OverlapTileInferer(input_roi_size=31, geometry=geometry)
+    msg = str(info.value)
+    assert "input_roi_size 31 is not a valid input size for the geometry ValidPaddingGeometry(border=4" in msg
+    assert msg.endswith("nearest valid sizes: 30 or 32.")
+    with pytest.raises(ValueError, match=r"input_roi_size 9 .*nearest valid sizes: 10\.$"):
+        OverlapTileInferer(input_roi_size=(12, 9), geometry=geometry)
+    with pytest.raises(ValueError, match=r"input_roi_size 4 .*BoxGeometry.*nearest valid sizes: 5\.$"):
+        OverlapTileInferer(input_roi_size=4, geometry=BoxGeometry())  # derived from the required members
+    # built without a geometry: checked against the paper's depth 5, and the message says how to state one
+    with pytest.raises(ValueError, match=r"geometry=\.\.\. for another network\); nearest valid sizes: 188\.$"):
+        OverlapTileInferer(input_roi_size=30)
+    # built assuming depth 5, called with a network of another geometry: the call names it and the fix
+    thirds = StatesGeometry(ValidPaddingGeometry(border=1, step=3, min_input_size=3))
+    with pytest.raises(ValueError) as info:
+        OverlapTileInferer(input_roi_size=188).plan((1000,), thirds)
+    msg = str(info.value)
+    assert "input_roi_size 188 is not a valid input size for the geometry ValidPaddingGeometry(border=1" in msg
+    assert "pass geometry=... to check the tile there" in msg and msg.endswith("nearest valid sizes: 186 or 189.")
+
+
+def test_geometry_of_the_network_and_the_argument_must_agree():
+    with pytest.raises(ValueError, match=r"the network states the geometry ValidPaddingGeometry\(border=4.*given"):
+        OverlapTileInferer(roi_size=8, geometry=ValidPaddingGeometry(border=6))(torch.zeros(1, 1, 20, 20), NET_B)
+    with pytest.raises(ValueError, match="states the geometry .* as depth / border"):
+        OverlapTileInferer(roi_size=8, depth=3).plan((20, 20), NET_B)
+    with pytest.raises(ValueError, match="states depth 3"):
+        OverlapTileInferer(roi_size=8, geometry=NET_B.tiling_geometry()).plan((20, 20), NET3)
+    with pytest.raises(ValueError, match=r"states depth 3 \(border 20, step 4\) .* given depth 4 .* as geometry"):
+        OverlapTileInferer(roi_size=8, geometry=UNet2015Geometry(4)).plan((20, 20), NET3)
+    agreeing = ValidPaddingGeometry(border=4, step=2, min_input_size=10, bytes_per_voxel=8.0)
+    assert OverlapTileInferer(roi_size=8, geometry=agreeing).network_geometry(NET_B) is agreeing
+    # an explicit geometry is not checked against attributes that may mean something else
+    odd = ThreeValidConvs()
+    odd.depth, odd.border = 7, 1
+    assert OverlapTileInferer(roi_size=8, geometry=ValidPaddingGeometry(6)).plan((20, 20), odd).border == 6
+    with pytest.raises(ValueError, match="has depth 7"):  # the UNet2015 shorthand is (as before)
+        OverlapTileInferer(roi_size=8, depth=3).plan((20, 20), odd)
+
+
+class _OffByOne(BoxGeometry):
+    def output_size(self, input_size):
+        return input_size - 3
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,message",
+    [
+        ({"geometry": "unet"}, TypeError, "geometry must implement TilingGeometry"),
+        ({"geometry": 5}, TypeError, "int lacks border, step, output_size, input_size_for_output"),
+        ({"geometry": ValidPaddingGeometry(6), "depth": 3}, ValueError, "not both"),
+        ({"geometry": ValidPaddingGeometry(6), "border": 20}, ValueError, "not both"),
+        ({"geometry": _OffByOne()}, ValueError, "geometry is inconsistent"),
+        ({"geometry": UNet2015Geometry(3), "input_roi_size": 62}, ValueError, "depth 3; nearest valid sizes: 60 or 64"),
+    ],
+)
+def test_bad_geometry_arguments(kwargs, exc, message):
+    with pytest.raises(exc) as info:
+        OverlapTileInferer(**kwargs)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"border": -1}, "border must be an int >= 0"),
+        ({"border": 2.0}, "border must be an int >= 0"),
+        ({"border": 2, "step": 0}, "step must be an int >= 1"),
+        ({"border": 4, "step": 2}, "min_input_size is required for step=2"),
+        ({"border": 4, "step": 2, "min_input_size": 8}, "min_input_size must be an int > 2 * border = 8"),
+        ({"border": 4, "bytes_per_voxel": 0}, "bytes_per_voxel must be a positive number"),
+    ],
+)
+def test_bad_valid_padding_geometry(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ValidPaddingGeometry(**kwargs)
+
+
+def test_bad_unet2015_geometry():
+    with pytest.raises(ValueError, match="depth must be an int >= 2"):
+        UNet2015Geometry(1)
+    with pytest.raises(ValueError, match="first_width must be a positive int"):
+        UNet2015Geometry(3, first_width=0)
+    with pytest.raises(ValueError, match="not the border of a UNet2015"):
+        UNet2015Geometry.from_border(50)
+    assert UNet2015Geometry.from_border(92) == UNet2015Geometry(5)
+
+
+def test_memory_budget_with_another_geometry():
+    geometry = ValidPaddingGeometry(border=4, step=2, min_input_size=10, bytes_per_voxel=100.0)
+    for budget, batch in ((1, 1), (1, 3), (7.5, 2)):
+        for nsp in (1, 2):
+            # the largest valid (even) tile whose batch * n**nsp * 100 bytes fit, found by brute force
+            largest = max(n for n in range(10, 100_000, 2) if batch * n**nsp * 100 <= budget * 2**20)
+            image = (100_000,) if nsp == 1 else (3000, 3000)
+            plan = OverlapTileInferer(memory_budget_mb=budget, sw_batch_size=batch, geometry=geometry).plan(image)
+            assert plan == OverlapTileInferer(roi_size=largest - 8, geometry=geometry).plan(image)
+            assert all(n <= largest for n in plan.input_size) and len(set(plan.input_size)) == 1
+    with pytest.raises(ValueError, match="too small"):
+        OverlapTileInferer(memory_budget_mb=0.001, geometry=geometry).plan((500, 500))
+    with pytest.raises(ValueError, match=r"does not give .*tile_bytes.*pass roi_size or input_roi_size"):
+        OverlapTileInferer(memory_budget_mb=100).plan((500, 500), NET_B)  # no memory estimate
+    with pytest.raises(ValueError, match="tile_bytes"):
+        OverlapTileInferer(geometry=BoxGeometry())(torch.zeros(1, 1, 20, 20), _box)  # the default budget too
+    # a UNet2015 states its width: its geometry's estimate is estimate_tile_bytes, the budget path unchanged
+    net = UNet2015()
+    assert net.tiling_geometry().tile_bytes((572, 572), 2) == estimate_tile_bytes((572, 572), 64, 2)
+    assert OverlapTileInferer(memory_budget_mb=300, geometry=net.tiling_geometry()).plan((8000, 8000)) == (
+        OverlapTileInferer(memory_budget_mb=300).plan((8000, 8000), net)
+    )

@@ -18,7 +18,7 @@ import torch
 from monai.data import MetaTensor
 from monai.inferers import SimpleInferer
 
-from monai_unet2015.inferers import DihedralTTAInferer, OverlapTileInferer, dihedral_transforms
+from monai_unet2015.inferers import DihedralTTAInferer, OverlapTileInferer, ValidPaddingGeometry, dihedral_transforms
 from monai_unet2015.networks.nets import UNet2015
 
 torch.manual_seed(0)
@@ -120,6 +120,42 @@ def test_metatensor_metadata_is_kept():
     plain = DihedralTTAInferer(OverlapTileInferer(roi_size=16), group="rot90")(x.as_tensor(), NET2D)
     assert not isinstance(plain, MetaTensor)
     np.testing.assert_allclose(out.numpy(), plain.numpy(), atol=1e-6)
+
+
+class PoolingValidNet(torch.nn.Module):
+    """A valid-padding network of another shape rule than UNet2015's (n -> n - 8 for even n >= 10: border 4,
+    step 2): 3x3 conv, 2x2 max pool, 3x3 conv, 2x2 up-convolution, centre-cropped skip, 3x3 conv."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.conv_a, self.conv_b = torch.nn.Conv2d(1, 4, 3), torch.nn.Conv2d(4, 8, 3)
+        self.up = torch.nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.conv_c = torch.nn.Conv2d(8, 2, 3)
+
+    def forward(self, x):
+        skip = torch.relu(self.conv_a(x))
+        y = self.up(torch.relu(self.conv_b(torch.nn.functional.max_pool2d(skip, 2))))
+        return self.conv_c(torch.cat([skip[..., 2:-2, 2:-2], y], 1))
+
+    def tiling_geometry(self):
+        return ValidPaddingGeometry(border=4, step=2, min_input_size=10)
+
+
+def test_tta_with_another_valid_padding_network_and_a_plain_function():
+    """The geometry's rule holds along every axis, so the rotated copies (axes swapped) tile alike."""
+    net = PoolingValidNet().eval()
+    x = torch.randn(1, 1, 37, 26)  # non-square, and non-square tiles
+    inner = OverlapTileInferer(roi_size=(12, 20), overlap=0.25, sw_batch_size=2)
+    tta = DihedralTTAInferer(inner)
+    out = tta(x, net)
+    assert out.shape == (1, 2, 37, 26)
+    torch.testing.assert_close(out, _manual_dihedral_average(inner, net, x), atol=1e-5, rtol=0)
+    for t in dihedral_transforms(2)[1:4]:  # the group average is equivariant for this network too
+        torch.testing.assert_close(tta(t.forward(x), net), t.forward(out), atol=1e-5, rtol=0)
+    stated = OverlapTileInferer(roi_size=12, geometry=net.tiling_geometry())
+    plain = DihedralTTAInferer(stated, group="rot90")(x, lambda t: net(t))  # a plain function with its geometry
+    torch.testing.assert_close(plain, DihedralTTAInferer(inner, group="rot90")(x, net), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize(

@@ -217,3 +217,36 @@ def test_autocast_cuda(dtype):
     with torch.no_grad(), torch.autocast("cuda", dtype=dtype):
         y = net(x)
     assert y.dtype == dtype and y.shape == (1, 2, 12, 12)
+
+
+@pytest.mark.parametrize("depth,spatial_dims", [(2, 2), (3, 2), (4, 3), (5, 2)])
+def test_tiling_geometry_agrees_with_the_size_methods(depth, spatial_dims):
+    from monai_unet2015.inferers import TilingGeometry, UNet2015Geometry
+
+    feats = tuple(2 ** (i + 1) for i in range(depth))
+    net = UNet2015(spatial_dims=spatial_dims, features=feats, dropout=0.0)
+    geometry = net.tiling_geometry()
+    assert isinstance(geometry, TilingGeometry) and geometry == UNet2015Geometry(depth, first_width=2)
+    assert geometry.border == net.border and geometry.step == 2 ** (depth - 1)
+    smallest = net.valid_input_sizes(count=1)[0]
+    for s in range(1, smallest + 4 * geometry.step):
+        expected = _slow_output_size(s, depth)
+        assert geometry.output_size(s) == (expected if expected > 0 else -1)
+        assert geometry.nearest_valid_sizes(s) == unet2015_nearest_valid_sizes(s, depth)
+        if expected > 0:
+            assert net.output_size(s) == (expected,) * spatial_dims and s - expected == 2 * geometry.border
+    for out in range(1, 40):
+        assert (geometry.input_size_for_output(out),) * spatial_dims == net.input_size_for_output(out)
+    # the pooling grid: a valid length shifted by one step is valid again, by less it is not
+    assert geometry.output_size(smallest + geometry.step) == geometry.output_size(smallest) + geometry.step
+    assert all(geometry.output_size(smallest + k) < 1 for k in range(1, geometry.step))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+def test_tiling_geometry_does_not_hinder_torchscript():
+    net = UNet2015(**TINY).eval()
+    scripted = torch.jit.script(net)  # the method is @torch.jit.unused
+    assert scripted.tiling_geometry() == net.tiling_geometry()
+    x = torch.randn(1, 1, 60, 60)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), net(x))

@@ -11,5 +11,6 @@
 
 from __future__ import annotations
 
+from .geometry import *  # noqa: F401,F403
 from .overlap_tile import *  # noqa: F401,F403
 from .tta import *  # noqa: F401,F403

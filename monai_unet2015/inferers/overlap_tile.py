@@ -29,13 +29,15 @@ from monai.data.utils import dense_patch_slices
 from monai.inferers import Inferer
 from monai.utils import convert_to_tensor, ensure_tuple, optional_import
 
-from monai_unet2015.networks.nets.unet2015 import (
-    unet2015_border,
-    unet2015_input_size_for_output,
-    unet2015_is_valid_size,
-    unet2015_nearest_valid_sizes,
-    unet2015_output_size,
+from monai_unet2015.inferers.geometry import (
+    TilingGeometry,
+    UNet2015Geometry,
+    check_geometry,
+    describe_geometry,
+    estimate_tile_bytes,
+    nearest_valid_sizes,
 )
+from monai_unet2015.networks.nets.unet2015 import unet2015_border, unet2015_nearest_valid_sizes
 from monai_unet2015.transforms.mirror_pad import mirror_crop
 
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
@@ -57,9 +59,9 @@ class TilePlan(NamedTuple):
     Attributes:
         input_size: spatial size of every input tile (a valid network input size).
         output_size: spatial size of every output tile, ``input_size - 2 * border``.
-        starts: per spatial axis, the first output pixel of each tile (multiples of ``2 ** (depth - 1)``);
-            the tiles are all combinations. The input tile of an output tile starting at ``s`` covers the
-            mirrored image from ``s - border`` to ``s + output_size + border``.
+        starts: per spatial axis, the first output pixel of each tile (multiples of the geometry's ``step``,
+            ``2 ** (depth - 1)`` for a UNet2015); the tiles are all combinations. The input tile of an output
+            tile starting at ``s`` covers the mirrored image from ``s - border`` to ``s + output_size + border``.
         border: pixels lost by the network on each side.
     """
 
@@ -72,31 +74,6 @@ class TilePlan(NamedTuple):
     def num_tiles(self) -> int:
         """Number of tiles per image."""
         return math.prod(len(s) for s in self.starts)
-
-
-def estimate_tile_bytes(input_size: Sequence[int], first_width: int, batch: int = 1) -> int:
-    """
-    Rough upper estimate of the memory one forward pass of a :py:class:`UNet2015` needs for ``batch``
-    input tiles of ``input_size`` (fp32): ``batch * prod(input_size) * 4 * (8 * first_width + 48)`` bytes,
-    2D and 3D alike.
-
-    The coefficients were calibrated against the peak resident memory of CPU forward passes (measured
-    per pixel, in fp32 values: full-width 2D network at 572^2 5.7 * 64 vs 8 * 64 + 48 here; 4-channel 2D
-    network 16.5 * 4 vs 8 * 4 + 48; 3D networks 13 to 54 vs 80 to 176), so the estimate errs on the safe
-    side. It excludes the weights and the stitched output.
-
-    Args:
-        input_size: spatial size of one input tile.
-        first_width: channels of the first level (``features[0]``, 64 in the paper).
-        batch: tiles per forward pass (``sw_batch_size``).
-
-    Examples::
-
-        >>> round(estimate_tile_bytes((572, 572), 64) / 2**20)
-        699
-    """
-    per_voxel = 8 * int(first_width) + 48
-    return int(batch) * math.prod(int(s) for s in input_size) * 4 * per_voxel
 
 
 def _unwrap(network: Any) -> Any:
@@ -134,29 +111,31 @@ def _positive_sizes(name: str, value: Any, what: str) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
-def _invalid_input_size_message(size: int, depth: int, context: str) -> str:
-    below, above = unet2015_nearest_valid_sizes(size, depth)
+def _invalid_input_size_message(size: int, geometry: TilingGeometry, context: str) -> str:
+    below, above = nearest_valid_sizes(geometry, size)
     near = str(above) if below < 0 else f"{below} or {above}"
-    return f"input_roi_size {size} is not a valid input size for depth {depth}{context}; nearest valid sizes: {near}."
+    return (
+        f"input_roi_size {size} is not a valid input size for {describe_geometry(geometry)}{context}; "
+        f"nearest valid sizes: {near}."
+    )
 
 
 def _depth_from_border(border: int) -> int:
-    if isinstance(border, bool) or not isinstance(border, int) or border < 8:
-        raise ValueError(
-            f"border must be an int of the form 6 * 2**(depth - 1) - 4 (8, 20, 44, 92, ...), got {border!r}."
-        )
-    q, r = divmod(border + 4, 6)
-    if r or q & (q - 1):
-        raise ValueError(
-            f"border={border} is not the border of a UNet2015 (6 * 2**(depth - 1) - 4: 8, 20, 44, 92, 188, ...)."
-        )
-    return q.bit_length()
+    return UNet2015Geometry.from_border(border).depth
+
+
+def _same_geometry(a: TilingGeometry, b: TilingGeometry) -> bool:
+    """Whether two geometries tile alike (border, step and smallest valid input)."""
+    if isinstance(a, UNet2015Geometry) and isinstance(b, UNet2015Geometry):
+        return a.depth == b.depth
+    return (a.border, a.step, a.input_size_for_output(1)) == (b.border, b.step, b.input_size_for_output(1))
 
 
 class OverlapTileInferer(Inferer):
     """
     Seamless overlap-tile inference for valid-padding networks such as
-    :py:class:`monai_unet2015.networks.nets.UNet2015`.
+    :py:class:`monai_unet2015.networks.nets.UNet2015`, or any other network (or plain function) that
+    states its :py:class:`~monai_unet2015.inferers.geometry.TilingGeometry`.
 
     Ronneberger, Fischer & Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
     MICCAI 2015, https://arxiv.org/abs/1505.04597, Fig. 2: a valid-padding network predicts only the
@@ -169,22 +148,27 @@ class OverlapTileInferer(Inferer):
     :py:func:`monai.data.utils.dense_patch_slices` so that they cover the image, each input tile (output
     tile + border on every side) is cut directly from the unpadded image by reflected indices, and each
     valid output is written at its place in an output of the image's own spatial size. Tile origins are
-    multiples of ``2 ** (depth - 1)`` (the pooling grid), so every tile computes exactly the features a
-    single pass over the whole mirrored image would: the stitched result equals that pass (to float
-    rounding) for every image size and overlap. Overlapping tiles therefore predict the same values; they
-    are written, not blended, and ``overlap > 0`` only costs time.
+    multiples of the geometry's ``step`` (the pooling grid, ``2 ** (depth - 1)`` for a UNet2015), so every
+    tile computes exactly the features a single pass over the whole mirrored image would: the stitched
+    result equals that pass (to float rounding) for every image size and overlap. Overlapping tiles
+    therefore predict the same values; they are written, not blended, and ``overlap > 0`` only costs time.
 
     Tile size: give the output tile (``roi_size``, e.g. 388 for the paper's 572 input tile), or the input
     tile (``input_roi_size``, must be a valid size), or a memory budget (``memory_budget_mb``, the largest
-    valid square/cubic tile whose :py:func:`estimate_tile_bytes` fits). With none of them, a budget of
-    ``DEFAULT_MEMORY_BUDGET_MB`` is used. ``roi_size`` is rounded up to a valid output size; a ``roi_size`` or
+    valid square/cubic tile whose estimated memory fits: :py:func:`estimate_tile_bytes` for a UNet2015, the
+    geometry's ``tile_bytes`` otherwise). With none of them, a budget of ``DEFAULT_MEMORY_BUDGET_MB`` is
+    used. ``roi_size`` is rounded up to a valid output size; a ``roi_size`` or
     budget tile is then balanced: along each axis the smallest valid tile that needs no more tiles is used
     (an explicit ``input_roi_size`` is kept as given). Along an axis where the image is smaller than a tile
     the tile shrinks to one pass over that axis: for one pass over the whole image along an axis, give a
     ``roi_size`` at least the image's size there (e.g. ``roi_size=(388, 100_000)`` tiles only the first
-    axis). :py:meth:`plan` shows the tiling. The network's ``depth`` /
-    ``border`` are read from the network (also behind ``DataParallel``); pass ``depth`` or ``border`` for a
-    network without them (e.g. a plain function).
+    axis). :py:meth:`plan` shows the tiling.
+
+    Geometry (valid sizes, border, grid of tile origins, see :py:mod:`monai_unet2015.inferers.geometry`): read
+    from the network's ``tiling_geometry()`` (also behind ``DataParallel`` / ``torch.compile``), else from a
+    ``depth`` / ``border`` attribute as a UNet2015's (e.g. a TorchScript UNet2015). For a network without them
+    or a plain function pass ``geometry=`` (e.g. ``ValidPaddingGeometry(border=6)`` for three unpadded 5x5
+    convolutions), or, for a UNet2015-shaped one, the shorthand ``depth=`` / ``border=``.
 
     Memory: besides the input and the output (batch x out_channels x image size, on ``device``) the
     inferer holds ``sw_batch_size`` input tiles and output tiles and one network forward pass over them;
@@ -199,13 +183,16 @@ class OverlapTileInferer(Inferer):
         overlap: fraction of the output tile by which neighbouring tiles overlap, in ``[0, 1)``, per axis
             or one value. Does not change the result (see above).
         input_roi_size: alternatively, the input tile size per spatial axis (valid sizes only, e.g. 572 for
-            depth 5). Checked when the inferer is built against ``depth`` (or the depth of ``border``), else
-            against the paper's depth 5 (pass ``depth=...`` for a network of another depth), and again
-            against the network's depth at call time.
+            depth 5). Checked when the inferer is built against ``geometry`` (or ``depth``, or the depth of
+            ``border``), else against the paper's depth 5 (pass ``depth=...`` for a network of another depth,
+            ``geometry=...`` for another network), and again against the network's geometry at call time.
         memory_budget_mb: alternatively, the memory (MiB) allowed for one forward pass of ``sw_batch_size``
-            tiles, see :py:func:`estimate_tile_bytes`; needs a network with ``features`` or conv weights.
-        border: pixels the network loses per side, for networks without a ``border`` attribute.
-        depth: number of resolution levels, for networks without a ``depth`` attribute.
+            tiles, see :py:func:`estimate_tile_bytes`; needs a UNet2015 (``features`` or conv weights) or a
+            geometry with ``tile_bytes``.
+        border: shorthand for ``geometry=UNet2015Geometry.from_border(border)``: pixels a UNet2015-shaped
+            network loses per side (``6 * 2 ** (depth - 1) - 4``), for networks without a geometry.
+        depth: shorthand for ``geometry=UNet2015Geometry(depth)``: number of resolution levels of a
+            UNet2015-shaped network, for networks without a geometry.
         sw_device: device the network runs on (tiles are moved there); defaults to the input's device.
         device: device of the stitched output; defaults to the input's device. ``sw_device="cuda"``,
             ``device="cpu"`` computes on the GPU and keeps the large output in host memory.
@@ -213,6 +200,9 @@ class OverlapTileInferer(Inferer):
         amp_dtype: ``None`` (default), ``"bfloat16"`` or ``"float16"``: run the network under
             ``torch.autocast`` of ``sw_device``'s type. On CPUs without AMX/AVX512-BF16 bfloat16
             convolutions are much slower than float32.
+        geometry: the network's :py:class:`~monai_unet2015.inferers.geometry.TilingGeometry`, for a network
+            without ``tiling_geometry()`` or a plain function (checked against the network's own when it
+            states one); not together with ``depth`` / ``border``.
 
     The output has the input's batch size, the network's output channels and the input's spatial size;
     its dtype is the input's floating dtype (float32 for integer input); it is a MetaTensor carrying the
@@ -243,6 +233,15 @@ class OverlapTileInferer(Inferer):
         Traceback (most recent call last):
             ...
         ValueError: input_roi_size 570 is not a valid input size for depth 5 (...); nearest valid sizes: 556 or 572.
+
+    Another valid-padding network, here a plain function: two unpadded 3x3 box filters (2 px lost per side,
+    no pooling, so any length from 5 is valid and tiles may start anywhere)::
+
+        >>> from monai_unet2015.inferers import ValidPaddingGeometry
+        >>> box = lambda t: torch.nn.functional.avg_pool2d(torch.nn.functional.avg_pool2d(t, 3, 1), 3, 1)
+        >>> inferer = OverlapTileInferer(roi_size=40, geometry=ValidPaddingGeometry(border=2))
+        >>> inferer(image, box).shape, inferer.plan(image.shape[2:]).input_size
+        (torch.Size([1, 1, 150, 97]), (42, 37))
     """
 
     DEFAULT_MEMORY_BUDGET_MB = 1024
@@ -260,12 +259,20 @@ class OverlapTileInferer(Inferer):
         device: torch.device | str | None = None,
         progress: bool = False,
         amp_dtype: str | torch.dtype | None = None,
+        geometry: TilingGeometry | None = None,
     ) -> None:
         Inferer.__init__(self)
         given = [n for n, v in (("roi_size", roi_size), ("input_roi_size", input_roi_size),
                                 ("memory_budget_mb", memory_budget_mb)) if v is not None]
         if len(given) > 1:
             raise ValueError(f"give only one of roi_size, input_roi_size and memory_budget_mb, got {given}.")
+        if geometry is not None and (border is not None or depth is not None):
+            raise ValueError(
+                f"give either geometry= or its UNet2015 shorthand depth= / border=, not both "
+                f"(got geometry={geometry!r}, depth={depth!r}, border={border!r})."
+            )
+        if geometry is not None:
+            geometry = check_geometry(geometry, "geometry")
         if border is not None and depth is not None and _depth_from_border(border) != depth:
             raise ValueError(
                 f"border={border} and depth={depth} disagree: depth {depth} loses {unet2015_border(depth)} px."
@@ -274,20 +281,29 @@ class OverlapTileInferer(Inferer):
             _depth_from_border(border)
         if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 2):
             raise ValueError(f"depth must be an int >= 2, got {depth!r}.")
+        if geometry is None and depth is not None:
+            geometry = UNet2015Geometry(depth)
+        elif geometry is None and border is not None:
+            geometry = UNet2015Geometry.from_border(border)
         self.roi_size = None if roi_size is None else _positive_sizes("roi_size", roi_size, "output tile size")
         self.input_roi_size = (
             None if input_roi_size is None else _positive_sizes("input_roi_size", input_roi_size, "input tile size")
         )
-        if self.input_roi_size is not None:  # fail now, not at the first call; __call__ checks the real depth
+        if self.input_roi_size is not None:  # fail now, not at the first call; __call__ checks the real geometry
             if depth is not None:
-                known, context = depth, f" (depth={depth})"
+                context = f" (depth={depth})"
             elif border is not None:
-                known, context = _depth_from_border(border), f" (border={border})"
+                context = f" (border={border})"
+            elif geometry is not None:
+                context = ""
             else:
-                known = _PAPER_DEPTH
-                context = " (the paper's network; pass depth=... or border=... for a network of another depth)"
+                context = (
+                    " (the paper's network; pass depth=... or border=... for a network of another depth, "
+                    "geometry=... for another network)"
+                )
+            known = geometry if geometry is not None else UNet2015Geometry(_PAPER_DEPTH)
             for r in self.input_roi_size:
-                if not unet2015_is_valid_size(r, known):
+                if known.output_size(r) < 1:
                     raise ValueError(_invalid_input_size_message(r, known, context))
         if memory_budget_mb is None and not given:
             memory_budget_mb = self.DEFAULT_MEMORY_BUDGET_MB
@@ -305,6 +321,9 @@ class OverlapTileInferer(Inferer):
             raise ValueError(f"overlap must be in [0, 1) along every axis, got {overlap}.")
         self.border = border
         self.depth = depth
+        #: the stated geometry (``geometry=``, or a :py:class:`UNet2015Geometry` for ``depth=`` / ``border=``);
+        #: ``None``: read from the network at call time
+        self.geometry: TilingGeometry | None = geometry
         self.sw_device = sw_device
         self.device = device
         self.progress = bool(progress)
@@ -320,29 +339,66 @@ class OverlapTileInferer(Inferer):
             raise ValueError(f"amp_dtype must be None, torch.bfloat16 or torch.float16, got {amp_dtype!r}.")
 
     # ------------------------------------------------------------------ network geometry
-    def network_depth(self, network: Any = None) -> int:
-        """The depth used for ``network``: the ``depth`` / ``border`` argument, else the network's own."""
+    @staticmethod
+    def _own_geometry(net: Any, lenient: bool = False) -> TilingGeometry | None:
+        """The geometry ``net`` states: ``tiling_geometry()``, else a UNet2015 of its ``depth`` / ``border``."""
+        stated = getattr(net, "tiling_geometry", None)
+        if isinstance(stated, TilingGeometry):  # an attribute holding the geometry
+            return check_geometry(stated, f"{type(net).__name__}.tiling_geometry")
+        if callable(stated):
+            return check_geometry(stated(), f"{type(net).__name__}.tiling_geometry()")
+        if lenient:  # an explicit geometry= is not checked against attributes that may mean something else
+            return None
+        depth = getattr(net, "depth", None)
+        if isinstance(depth, int) and not isinstance(depth, bool):
+            return UNet2015Geometry(depth)
+        border = getattr(net, "border", None)
+        if isinstance(border, int) and not isinstance(border, bool):
+            return UNet2015Geometry.from_border(border)
+        return None
+
+    def network_geometry(self, network: Any = None) -> TilingGeometry:
+        """
+        The :py:class:`~monai_unet2015.inferers.geometry.TilingGeometry` used for ``network``: the inferer's
+        ``geometry`` (or the UNet2015 of its ``depth`` / ``border``), checked against the network's own when it
+        states one; else the network's ``tiling_geometry()`` (also behind ``DataParallel`` / ``torch.compile``),
+        else a UNet2015 of the network's ``depth`` / ``border`` attribute (e.g. a TorchScript UNet2015).
+        """
         net = _unwrap(network)
-        own = getattr(net, "depth", None)
-        own_border = getattr(net, "border", None)
-        if own is None and isinstance(own_border, int):
-            own = _depth_from_border(own_border)
-        mine = self.depth
-        if mine is None and self.border is not None:
-            mine = _depth_from_border(self.border)
+        mine = self.geometry
+        own = self._own_geometry(net, lenient=mine is not None and self.depth is None and self.border is None)
         if mine is not None:
-            if isinstance(own, int) and own != mine:
+            if own is not None and not _same_geometry(own, mine):
+                shorthand = self.depth is not None or self.border is not None
+                if shorthand and isinstance(own, UNet2015Geometry):
+                    raise ValueError(
+                        f"the network has depth {own.depth} (border {own.border}) but the inferer was given "
+                        f"depth={self.depth}, border={self.border}."
+                    )
+                stated = "depth / border" if shorthand else "geometry"
                 raise ValueError(
-                    f"the network has depth {own} (border {unet2015_border(own)}) but the inferer was given "
-                    f"depth={self.depth}, border={self.border}."
+                    f"the network states {describe_geometry(own)} (border {own.border}, step {own.step}) but the "
+                    f"inferer was given {describe_geometry(mine)} (border {mine.border}, step {mine.step}) as "
+                    f"{stated}: drop the argument or make them agree."
                 )
             return mine
-        if isinstance(own, int):
+        if own is not None:
             return own
         raise ValueError(
-            f"cannot read the depth of {type(net).__name__}: it has no 'depth' or 'border' attribute; "
-            "pass depth=... or border=... to OverlapTileInferer."
+            f"cannot read the geometry of {type(net).__name__}: it has no tiling_geometry() method and no 'depth' or "
+            "'border' attribute; pass geometry=... (e.g. ValidPaddingGeometry(border=...)) or, for a UNet2015, "
+            "depth=... or border=... to OverlapTileInferer."
         )
+
+    def network_depth(self, network: Any = None) -> int:
+        """The depth used for ``network``: the ``depth`` / ``border`` argument, else the network's own.
+
+        Raises ``ValueError`` for a network whose geometry is not a UNet2015's (see :py:meth:`network_geometry`).
+        """
+        geometry = self.network_geometry(network)
+        if not isinstance(geometry, UNet2015Geometry):
+            raise ValueError(f"{describe_geometry(geometry)} is not a UNet2015's: it has no depth.")
+        return geometry.depth
 
     @staticmethod
     def _first_width(network: Any, spatial_dims: int) -> int | None:
@@ -362,36 +418,42 @@ class OverlapTileInferer(Inferer):
 
         Args:
             image_size: spatial size of the image.
-            network: the network (for its depth and, with a memory budget, its width); may be ``None``
-                when ``depth`` or ``border`` was given and the budget is not used.
+            network: the network (for its geometry and, with a memory budget, its width); may be ``None``
+                when ``geometry``, ``depth`` or ``border`` was given and the budget is not used.
         """
         image_size = tuple(int(s) for s in image_size)
-        nsp = len(image_size)
         if any(s < 1 for s in image_size):
             raise ValueError(f"the image must have at least one pixel along every spatial axis, got size {image_size}.")
-        depth = self.network_depth(network)
-        border, step = unet2015_border(depth), 1 << (depth - 1)
+        return self._plan(image_size, network, self.network_geometry(network))
+
+    def _plan(self, image_size: tuple[int, ...], network: Any, geometry: TilingGeometry) -> TilePlan:
+        nsp = len(image_size)
+        border, step = int(geometry.border), int(geometry.step)
 
         def out_for(length: int) -> int:  # smallest valid output length >= length
-            return unet2015_output_size(unet2015_input_size_for_output(length, depth), depth)
+            return int(geometry.output_size(geometry.input_size_for_output(length)))
 
         if self.roi_size is not None:
             out_tile = [out_for(r) for r in self._per_axis("roi_size", self.roi_size, nsp)]
         elif self.input_roi_size is not None:
             out_tile = []
             for r in self._per_axis("input_roi_size", self.input_roi_size, nsp):
-                if not unet2015_is_valid_size(r, depth):
-                    assumed = self.depth is None and self.border is None
-                    context = (
-                        f" (the network's depth; the inferer was built assuming the paper's depth {_PAPER_DEPTH}: "
-                        f"pass depth={depth} to check the tile there)"
-                        if assumed
-                        else ""
-                    )
-                    raise ValueError(_invalid_input_size_message(r, depth, context))
-                out_tile.append(unet2015_output_size(r, depth))
+                if geometry.output_size(r) < 1:
+                    context = ""
+                    if self.geometry is None:  # checked against the paper's depth when built
+                        what, fix = (
+                            ("depth", f"depth={geometry.depth}")
+                            if isinstance(geometry, UNet2015Geometry)
+                            else ("geometry", "geometry=...")
+                        )
+                        context = (
+                            f" (the network's {what}; the inferer was built assuming the paper's depth "
+                            f"{_PAPER_DEPTH}: pass {fix} to check the tile there)"
+                        )
+                    raise ValueError(_invalid_input_size_message(r, geometry, context))
+                out_tile.append(int(geometry.output_size(r)))
         else:
-            out_tile = [self._budget_input_size(network, nsp, depth) - 2 * border] * nsp
+            out_tile = [self._budget_input_size(network, nsp, geometry) - 2 * border] * nsp
 
         def layout(t: int, s: int, o: float) -> tuple[int, int, int]:  # extent, interval, number of tiles
             if t >= s:
@@ -403,15 +465,21 @@ class OverlapTileInferer(Inferer):
         sizes, extents, intervals = [], [], []
         for t, s, o in zip(out_tile, image_size, self._per_axis("overlap", self.overlap, nsp)):
             t = min(t, out_for(s))  # no tile larger than one pass over the whole image
-            if t < s:  # several tiles: each must span a pooling step, origins are multiples of it
+            if t < s:  # several tiles: each must span a grid step, origins are multiples of it
                 t = min(max(t, out_for(step)), out_for(s))
             if t < s and self.input_roi_size is None:
                 # balance: the smallest valid tile that needs no more tiles than the requested one
                 count = layout(t, s, o)[2]
                 smaller = out_for(max(step, -(-s // count)))
                 while smaller < t and layout(smaller, s, o)[2] > count:
-                    smaller += step
+                    smaller = out_for(smaller + 1)  # the next valid output length
                 t = min(t, smaller)
+            if geometry.output_size(t + 2 * border) != t:
+                raise ValueError(
+                    f"{describe_geometry(geometry)} is inconsistent: output length {t} is valid but "
+                    f"output_size({t + 2 * border}) = {geometry.output_size(t + 2 * border)}, expected {t} "
+                    f"(border {border})."
+                )
             extent, interval, _ = layout(t, s, o)
             sizes.append(t)
             extents.append(extent)
@@ -433,16 +501,53 @@ class OverlapTileInferer(Inferer):
             raise ValueError(f"{name} needs 1 or {nsp} values for a {nsp}D image, got {values}.")
         return values
 
-    def _budget_input_size(self, network: Any, nsp: int, depth: int) -> int:
-        width = self._first_width(network, nsp)
+    def _budget_input_size(self, network: Any, nsp: int, geometry: TilingGeometry) -> int:
+        budget = float(self.memory_budget_mb) * 2**20  # type: ignore[arg-type]
+        if isinstance(geometry, UNet2015Geometry):
+            return self._unet2015_budget_input_size(network, nsp, geometry, budget)
+        tile_bytes = getattr(geometry, "tile_bytes", None)
+        smallest = int(geometry.input_size_for_output(1))
+
+        def estimate(size: int) -> int | None:
+            return None if not callable(tile_bytes) else tile_bytes((size,) * nsp, self.sw_batch_size)
+
+        need = estimate(smallest)
+        if need is None:
+            raise ValueError(
+                f"memory_budget_mb needs a memory estimate, which {describe_geometry(geometry)} does not give "
+                "(TilingGeometry.tile_bytes(input_size, batch), e.g. ValidPaddingGeometry(..., bytes_per_voxel=...)): "
+                "pass roi_size or input_roi_size instead."
+            )
+        if need > budget:
+            raise ValueError(
+                f"memory_budget_mb={self.memory_budget_mb} is too small: the smallest valid tile ({smallest}^{nsp}, "
+                f"sw_batch_size={self.sw_batch_size}) needs about {need / 2**20:.0f} MiB."
+            )
+
+        def fits_at_most(length: int) -> bool:  # the largest valid tile <= length fits the budget
+            return estimate(nearest_valid_sizes(geometry, length)[0]) <= budget  # type: ignore[operator]
+
+        low, high = smallest, 2 * smallest  # low fits; grow high until it does not, then bisect
+        while fits_at_most(high):
+            low, high = high, 2 * high
+            if high > 1 << 40:
+                raise ValueError(f"the memory estimate of {describe_geometry(geometry)} does not grow with the tile.")
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if fits_at_most(mid) else (low, mid)
+        return nearest_valid_sizes(geometry, low)[0]
+
+    def _unet2015_budget_input_size(
+        self, network: Any, nsp: int, geometry: UNet2015Geometry, budget: float
+    ) -> int:
+        width = geometry.first_width if geometry.first_width is not None else self._first_width(network, nsp)
         if width is None:
             raise ValueError(
                 f"memory_budget_mb needs the network's first-level width (a 'features' attribute or conv weights), "
                 f"which {type(_unwrap(network)).__name__} does not expose: pass roi_size or input_roi_size instead."
             )
-        budget = float(self.memory_budget_mb) * 2**20  # type: ignore[arg-type]
-        step = 1 << (depth - 1)
-        size = unet2015_nearest_valid_sizes(1, depth)[1]
+        step = geometry.step
+        size = unet2015_nearest_valid_sizes(1, geometry.depth)[1]
         if estimate_tile_bytes((size,) * nsp, width, self.sw_batch_size) > budget:
             need = estimate_tile_bytes((size,) * nsp, width, self.sw_batch_size) / 2**20
             raise ValueError(
@@ -477,7 +582,10 @@ class OverlapTileInferer(Inferer):
         if inputs.shape[0] < 1 or inputs.shape[1] < 1:
             raise ValueError(f"inputs need at least one image and one channel, got shape {tuple(inputs.shape)}.")
         image_size = tuple(int(s) for s in inputs.shape[2:])
-        plan = self.plan(image_size, network)
+        if any(s < 1 for s in image_size):
+            raise ValueError(f"the image must have at least one pixel along every spatial axis, got size {image_size}.")
+        geometry = self.network_geometry(network)
+        plan = self._plan(image_size, network, geometry)
         device = torch.device(self.device) if self.device is not None else inputs.device
         sw_device = torch.device(self.sw_device) if self.sw_device is not None else inputs.device
         data = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
@@ -510,7 +618,7 @@ class OverlapTileInferer(Inferer):
                     raise ValueError(
                         f"the network mapped input tiles {(len(chunk), data.shape[1], *plan.input_size)} to "
                         f"{tuple(pred.shape)}, expected ({len(chunk)}, K, *{plan.output_size}) for a valid-padding "
-                        f"network losing {plan.border} px per side (depth {self.network_depth(network)})."
+                        f"network losing {plan.border} px per side ({describe_geometry(geometry)})."
                     )
                 if output is None:
                     output = torch.empty((data.shape[0], pred.shape[1], *image_size), dtype=out_dtype, device=device)

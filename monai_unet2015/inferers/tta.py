@@ -112,7 +112,10 @@ class DihedralTTAInferer(Inferer):
 
     The wrapper works with any inferer whose output is co-located with its input (same spatial size, or
     centred like a valid network's output): :py:class:`OverlapTileInferer` (the default),
-    ``SimpleInferer``, ``SlidingWindowInferer``... Each augmented input is computed, passed through the
+    ``SimpleInferer``, ``SlidingWindowInferer``... With :py:class:`OverlapTileInferer` any valid-padding
+    network works, whatever its :py:class:`~monai_unet2015.inferers.geometry.TilingGeometry`: the geometry's
+    rule is the same along every axis, so the flipped and rotated copies (axes swapped) are tiled by the same
+    rule and each is seamless. Each augmented input is computed, passed through the
     inner inferer and discarded before the next one; memory is the input, one augmented copy, the inner
     inferer's own needs, and two output-sized buffers (the running sum and one prediction).
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -23,6 +23,9 @@ import torch.nn as nn
 from monai.networks.blocks import Convolution, UpSample
 from monai.networks.layers.factories import Conv, Dropout, Pool
 from monai.utils import ensure_tuple
+
+if TYPE_CHECKING:
+    from monai_unet2015.inferers.geometry import UNet2015Geometry
 
 __all__ = [
     "UNet2015",
@@ -429,6 +432,26 @@ class UNet2015(nn.Module):
     def is_valid_input_size(self, input_size: int | Sequence[int]) -> bool:
         """Whether ``input_size`` is a valid spatial input size."""
         return all(unet2015_is_valid_size(s, self.depth) for s in self._as_size(input_size))
+
+    @torch.jit.unused
+    def tiling_geometry(self) -> UNet2015Geometry:
+        """
+        The network's geometry for :py:class:`monai_unet2015.inferers.OverlapTileInferer`, a
+        :py:class:`monai_unet2015.inferers.geometry.TilingGeometry`: per axis, :py:attr:`border`, the pooling
+        grid ``2 ** (depth - 1)`` as the step of tile origins, the output length of an input length and the
+        smallest valid input for an output length, and the memory estimate of ``memory_budget_mb``
+        (:py:func:`monai_unet2015.inferers.estimate_tile_bytes` with ``features[0]``).
+
+        Examples::
+
+            >>> from monai_unet2015.networks.nets import UNet2015
+            >>> g = UNet2015(features=(4, 8, 16, 32, 64)).tiling_geometry()
+            >>> g, g.border, g.step, g.output_size(572), g.input_size_for_output(388)
+            (UNet2015Geometry(depth=5, first_width=4), 92, 16, 388, 572)
+        """
+        from monai_unet2015.inferers.geometry import UNet2015Geometry  # lazy: inferers import this module
+
+        return UNet2015Geometry(self.depth, self.features[0])
 
     @torch.jit.unused
     def _as_size(self, size: int | Sequence[int]) -> list[int]:
