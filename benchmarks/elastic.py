@@ -26,6 +26,15 @@ image (cubic, or linear where stated) and the label (nearest) with one shared fi
   for scale only.
 - Ours, ``"bicubic"`` is ``grid_sample``'s cubic convolution (Keys, a = -0.75, 2D only); ``3`` is the cubic
   B-spline of the SciPy reference. Both are "cubic"; only ``3`` is the identical kernel.
+
+Resampling engine (one fixed field, the resampling calls only): our ``threaded_grid_sample`` /
+``bspline_resample`` (``monai_unet2015.transforms.resample``) against MONAI's ``Resample`` with the same grid
+(``norm_coords=False, align_corners=True, dtype=None``; its channel-first grid is built once, outside the timing,
+which favours it), image (cubic or linear) + label (nearest, as float32) as ``RandGridElasticd`` resamples them.
+``Resample(mode=3)`` runs ``scipy.ndimage.map_coordinates`` on CPU.
+
+All variants of a table are timed round-robin (one call of each in turn, ``--repeats`` rounds, median per
+variant), so a change in the machine's load affects them alike; compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -38,20 +47,60 @@ import numpy as np
 import scipy.ndimage as ndi
 import torch
 
-from monai.transforms import Rand2DElasticd, Rand3DElasticd
+from monai.transforms import Rand2DElasticd, Rand3DElasticd, Resample
 from monai_unet2015.transforms import RandGridElasticd
+from monai_unet2015.transforms.elastic.functional import dense_displacement
+from monai_unet2015.transforms.resample import bspline_resample, coarse_sampling_grid, threaded_grid_sample
 
 
-def _timed(fn, repeats: int, sync) -> float:
-    fn()  # warm-up
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def _timed(fns: dict, repeats: int, sync) -> dict:
+    """Median time of each function, timed round-robin (one call of each per round) after one warm-up call each."""
+    times: dict = {name: [] for name in fns}
+    for fn in fns.values():  # warm-up
         fn()
         sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def engine_rows(image: torch.Tensor, label: torch.Tensor, repeats: int, sync, rng) -> list:
+    """Resampling calls only, one fixed field: ours against MONAI's ``Resample`` on the same grid."""
+    nd = image.ndim - 1
+    spatial = tuple(image.shape[1:])
+    coarse = torch.from_numpy(rng.normal(0.0, 10.0, (nd,) + (3,) * nd)).float().to(image.device)
+    grid = coarse_sampling_grid(coarse, spatial)  # (1, *spatial, nd), grid_sample layout
+    dense = dense_displacement(coarse, spatial)
+    monai_grid = grid[0].movedim(-1, 0).flip(0).contiguous()  # (nd, *spatial), array-axis order
+    lab = label.float()
+
+    def resample(mode):
+        return Resample(mode=mode, padding_mode="reflection", norm_coords=False, align_corners=True, dtype=None)
+
+    fns, names = {}, {}
+    cubic = "bicubic" if nd == 2 else "bilinear"
+    r_img, r_lab, r_spline = resample(cubic), resample("nearest"), resample(3)
+    fns["ours"] = lambda: (
+        threaded_grid_sample(image[None], grid, cubic, "reflection"),
+        threaded_grid_sample(lab[None], grid, "nearest", "reflection"),
+    )
+    names["ours"] = f"ours threaded_grid_sample, image {cubic!r} + label nearest"
+    fns["monai"] = lambda: (r_img(image, monai_grid), r_lab(lab, monai_grid))
+    names["monai"] = f"MONAI Resample, image {cubic!r} + label nearest"
+    if nd == 2:
+        fns["ours3"] = lambda: (
+            bspline_resample(image, dense, "reflection"),
+            threaded_grid_sample(lab[None], grid, "nearest", "reflection"),
+        )
+        names["ours3"] = "ours bspline_resample, image 3 + label nearest"
+        fns["monai3"] = lambda: (r_spline(image, monai_grid), r_lab(lab, monai_grid))
+        names["monai3"] = "MONAI Resample, image 3 (SciPy map_coordinates) + label nearest"
+    t = _timed(fns, repeats, sync)
+    return [(names[k], t[k], t["ours" if k in ("ours", "monai") else "ours3"]) for k in fns]
 
 
 def scipy_reference(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, sigma: float = 10.0):
@@ -93,16 +142,8 @@ def main() -> None:
             "image": torch.from_numpy(image_np)[None].to(dev),
             "label": torch.from_numpy(label_np).long()[None].to(dev),
         }
-        rows = []
-        t_ref = _timed(lambda: scipy_reference(image_np, label_np, rng), repeats, lambda: None)
-        rows.append(("SciPy reference (zoom o3 + map_coordinates o3 / o0)", t_ref))
         modes = [(3, "cubic B-spline (= SciPy)")] + ([("bicubic", "cubic convolution")] if nd == 2 else [])
         modes.append(("bilinear", "linear"))
-        ours = {}
-        for mode, name in modes:
-            t = RandGridElasticd(["image", "label"], prob=1.0, mode=(mode, "nearest")).set_random_state(0)
-            ours[mode] = _timed(lambda: t(data), repeats, sync)
-            rows.append((f"ours RandGridElasticd, image {mode!r} ({name}) + label nearest", ours[mode]))
         monai_modes = ("bicubic", "nearest") if nd == 2 else ("bilinear", "nearest")
         if nd == 2:
             m = Rand2DElasticd(
@@ -117,7 +158,17 @@ def main() -> None:
             )
             label_monai = "MONAI Rand3DElasticd (bilinear + nearest; different scheme)"
         m.set_random_state(0)
-        t_monai = _timed(lambda: m(data), repeats, sync)
+        fns = {"ref": lambda: scipy_reference(image_np, label_np, rng)}
+        for mode, _ in modes:
+            t = RandGridElasticd(["image", "label"], prob=1.0, mode=(mode, "nearest")).set_random_state(0)
+            fns[mode] = lambda t=t: t(data)
+        fns["monai"] = lambda: m(data)
+        times = _timed(fns, repeats, sync)
+        t_ref, t_monai = times["ref"], times["monai"]
+        ours = {mode: times[mode] for mode, _ in modes}
+        rows = [("SciPy reference (zoom o3 + map_coordinates o3 / o0)", t_ref)]
+        for mode, name in modes:
+            rows.append((f"ours RandGridElasticd, image {mode!r} ({name}) + label nearest", ours[mode]))
         rows.append((label_monai, t_monai))
 
         print(f"\n{nd}D {'x'.join(map(str, shape))}, median of {repeats} calls")
@@ -125,6 +176,11 @@ def main() -> None:
             print(f"  {name:<72s} {sec * 1e3:10.1f} ms   SciPy/this {t_ref / sec:6.1f}x   "
                   f"MONAI/this {t_monai / sec:6.1f}x")
         results.append((nd, t_ref, t_monai, ours))
+
+        engine = engine_rows(data["image"].float(), data["label"], repeats, sync, rng)
+        print(f"  resampling engine only (one fixed field), median of {repeats} calls:")
+        for name, sec, sec_ours in engine:
+            print(f"    {name:<70s} {sec * 1e3:10.1f} ms   this/ours {sec / sec_ours:6.2f}x")
 
     for nd, t_ref, t_monai, ours in results:
         if nd != 2:

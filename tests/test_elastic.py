@@ -10,7 +10,8 @@
 # limitations under the License.
 
 """Tests of the paper's elastic deformation against SciPy (an independent implementation of the same
-algorithm), hand-computed shifts, real label images, and MONAI's seeding machinery."""
+algorithm), hand-computed shifts, real label images, and MONAI's seeding machinery. The resampling engine under
+it (B-spline matrices, prefilter, sampling grids, threaded grid_sample, inversion) is tested in test_resample.py."""
 
 from __future__ import annotations
 
@@ -62,16 +63,8 @@ def _scipy_reference(img: np.ndarray, disp: np.ndarray, order: int, mode: str = 
 # ---------------------------------------------------------------------------------------------- field
 
 
-@pytest.mark.parametrize("size,grid", [(572, 3), (100, 3), (57, 4), (31, 2), (10, 5), (1, 3), (2, 3)])
-def test_upsampling_matrix_is_scipy_zoom_order3(size, grid):
-    m = F_el.bspline_upsampling_matrix(size, grid, dtype=torch.float64).numpy()
-    ref = np.stack([ndi.zoom(np.eye(grid)[:, k], size / grid, order=3) for k in range(grid)], 1)
-    assert m.shape == (size, grid)
-    np.testing.assert_allclose(m, ref, atol=1e-12)
-
-
 @pytest.mark.parametrize("spatial,grid", [((64, 48), (3, 3)), ((20, 17, 23), (3, 3, 3)), ((40, 30), (4, 2))])
-def test_dense_field_and_grid(spatial, grid):
+def test_dense_field(spatial, grid):
     gen = torch.Generator().manual_seed(0)
     disp = torch.randn(len(spatial), *grid, generator=gen, dtype=torch.float64) * 10
     dense = F_el.dense_displacement(disp, spatial)
@@ -80,11 +73,7 @@ def test_dense_field_and_grid(spatial, grid):
     # the nodes at the corners are interpolated exactly (corner to corner grid)
     corner = (slice(None),) + (0,) * len(spatial)
     np.testing.assert_allclose(dense[corner].numpy(), disp[corner].numpy(), atol=1e-10)
-    # the one-matmul grid equals the grid built from the dense field
-    g1 = F_el.sampling_grid(dense)
-    g2 = F_el.coarse_sampling_grid(disp, spatial)
-    assert g2.shape == (1, *spatial, len(spatial))
-    torch.testing.assert_close(g1, g2, atol=1e-12, rtol=0)
+    # (the one-matmul grid of the same field: tests/test_resample.py::test_coarse_sampling_grid_is_grid_of_dense_field)
 
 
 # ---------------------------------------------------------------------------------------------- resampling
@@ -390,19 +379,3 @@ def test_cuda_matches_cpu():
     vol = torch.rand(1, 24, 20, 16, generator=gen)
     t3 = RandGridElastic(prob=1.0, mode="bilinear").set_random_state(0)
     torch.testing.assert_close(t3(vol.cuda()).cpu(), t3(vol, randomize=False), atol=1e-4, rtol=0)
-
-
-def test_threaded_grid_sample_split_is_identical():
-    # the CPU row-split that lets grid_sample use several threads for one image must not change a single value
-    gen = torch.Generator().manual_seed(7)
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(3)  # 3 does not divide the row counts below: exercises the remainder call too
-        for shape in [(1, 3, 57, 43), (1, 1, 5, 1), (1, 2, 9, 8, 7)]:
-            x = torch.rand(shape, generator=gen)
-            grid = torch.rand(1, *[s + 1 for s in shape[2:]], len(shape) - 2, generator=gen) * 2.4 - 1.2
-            for mode in ["bilinear", "nearest"] + (["bicubic"] if len(shape) == 4 else []):
-                ref = torch.nn.functional.grid_sample(x, grid, mode=mode, padding_mode="reflection", align_corners=True)
-                assert torch.equal(F_el._grid_sample(x, grid, mode, "reflection"), ref)
-    finally:
-        torch.set_num_threads(old)
