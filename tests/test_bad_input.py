@@ -48,9 +48,9 @@ FLAGS = {
     (EM, "inference"): ["tta", "volume_as_slices"],
     (EM, "evaluate"): ["tta", "volume_as_slices"],
     (EM, "train"): ["tta", "volume_as_slices", "use_weight_map", "resume", "amp"],  # + those of inference.json
-    (CELLS, "inference"): ["tta", "volume_as_slices"],
-    (CELLS, "evaluate"): ["tta", "volume_as_slices"],
-    (CELLS, "train"): ["tta", "volume_as_slices", "use_weight_map", "resume", "amp", "use_silver_truth"],
+    (CELLS, "inference"): ["tta", "volume_as_slices", "ctc_result"],
+    (CELLS, "evaluate"): ["tta", "volume_as_slices", "ctc_result"],
+    (CELLS, "train"): ["tta", "volume_as_slices", "ctc_result", "use_weight_map", "resume", "amp", "use_silver_truth"],
 }
 SPELLINGS = [("false", False), ("True", True), ("0", False), ("yes", True), ("no", False), ("1", True),
              ("FALSE", False), ("on", True), ("False", False), ("true", True)]

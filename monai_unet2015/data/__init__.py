@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from .ctc import ctc_datalist
+from .ctc_result import *  # noqa: F401,F403
 from .images import *  # noqa: F401,F403
 from .writers import *  # noqa: F401,F403
 from .isbi2012 import isbi2012_datalist
