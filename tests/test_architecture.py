@@ -23,8 +23,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "monai_unet2015"
 #: the package folders each folder may import (besides itself); docs/architecture.md says why
 ALLOWED = {
     "networks": {"inferers"},  # UNet2015.tiling_geometry() builds an inferers.geometry object, lazily
-    "losses": set(),
-    "metrics": set(),
+    "losses": {"networks"},  # the valid-padding network's centre crop (as MONAI's losses use monai.networks)
+    "metrics": {"transforms"},  # instances: relabelling, connectivity (as MONAI's metrics use monai.transforms)
     "engines": set(),
     "transforms": {"networks"},
     "inferers": {"networks", "transforms"},

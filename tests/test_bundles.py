@@ -369,7 +369,7 @@ def test_train_resume_and_evaluate(name, tmp_path, tiny_data):
     )
     with open(tmp_path / "metrics" / "metrics.csv") as f:
         metrics = {row[0]: row[1] for row in csv.reader(f) if row}
-    expected = {"rand_error", "pixel_error", "warping_error"} if name == EM else {"seg", "iou"}
+    expected = {"rand_error", "pixel_error", "warping_error", "v_rand", "v_info"} if name == EM else {"seg", "iou"}
     assert set(metrics) == expected
     assert all(0.0 <= float(v) <= 1.0 for v in metrics.values())
 

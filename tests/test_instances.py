@@ -141,6 +141,43 @@ def test_matches_skimage():
         np.testing.assert_array_equal(LabelInstances(label_type="instance")(ids[None])[0], relabel_sequential(ids)[0])
 
 
+@pytest.mark.parametrize(
+    "case",
+    ["small ids", "no background", "already consecutive", "large sparse ids", "all background", "one pixel", "uint16"],
+)
+def test_relabelling_matches_skimage(case):
+    """The package's one relabelling (transforms.instances.relabel), both renumberings, against scikit-image."""
+    pytest.importorskip("skimage")
+    from skimage.segmentation import relabel_sequential as sk_relabel_sequential
+
+    from monai_unet2015.metrics import relabel_sequential as metrics_relabel_sequential
+    from monai_unet2015.transforms.instances.relabel import _relabel_consecutive, relabel_sequential
+
+    rng = np.random.default_rng(1)
+    labels = {
+        "small ids": rng.integers(0, 40, (13, 17)) * 3,
+        "no background": rng.integers(5, 60, (7, 6, 5)),
+        "already consecutive": rng.permutation(np.arange(64)).reshape(8, 8) % 9,
+        "large sparse ids": np.where(rng.random((20, 20)) < 0.3, rng.integers(1, 2**40, (20, 20)), 0),
+        "all background": np.zeros((4, 5), np.int64),
+        "one pixel": np.array([[7]]),
+        "uint16": rng.integers(0, 65535, (30, 30)).astype(np.uint16),
+    }[case]
+    expected, forward, _ = sk_relabel_sequential(labels)
+    ours, n = _relabel_consecutive(labels)
+    assert ours.dtype == np.int32 and ours.shape == labels.shape
+    np.testing.assert_array_equal(ours, expected)
+    assert n == len(np.unique(labels[labels > 0]))
+    # relabel_sequential: the rank among all distinct values, 0 included, and the table of values
+    assert metrics_relabel_sequential is relabel_sequential  # one home, re-exported by the metrics
+    dense, values = relabel_sequential(labels)
+    np.testing.assert_array_equal(values, np.unique(labels))
+    np.testing.assert_array_equal(values[dense], labels)
+    shift = 0 if labels.min() == 0 else 1  # skimage keeps 0 for the background, the rank starts at 0
+    np.testing.assert_array_equal(dense + shift, expected)
+    assert dense.dtype == values.dtype == np.int64
+
+
 # --------------------------------------------------------------------------------------------------
 # types, metadata, dictionary version
 # --------------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from monai.utils import look_up_option
+
 __all__ = ["ctc_datalist"]
 
 
@@ -47,8 +49,10 @@ def ctc_datalist(
         [2, 5, 21]
     """
     root = Path(dataset_dir)
-    if truth not in ("GT", "ST"):
-        raise ValueError(f"truth must be 'GT' or 'ST', got {truth!r}.")
+    try:
+        truth = look_up_option(truth, ("GT", "ST"))
+    except ValueError:
+        raise ValueError(f"truth must be 'GT' or 'ST', got {truth!r}.") from None
     image_dir = root / sequence
     if not image_dir.is_dir():
         raise ValueError(f"dataset_dir {str(root)!r} has no sequence folder {sequence!r}.")

@@ -29,7 +29,7 @@ import numpy as np
 
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
-from monai.utils import TransformBackends, look_up_option
+from monai.utils import TransformBackends, convert_to_numpy, look_up_option
 
 __all__ = ["SaveSlicesd", "SaveSlicesD", "SaveSlicesDict", "output_stem", "STACK_MODES"]
 
@@ -52,7 +52,7 @@ def output_stem(filename: str | Path) -> str:
 def _as_int(value: Any, default: int) -> int:
     if value is None:
         return default
-    value = np.asarray(value if not hasattr(value, "cpu") else value.cpu()).reshape(-1)
+    value = convert_to_numpy(value, wrap_sequence=True).reshape(-1)
     return int(value[0]) if value.size else default
 
 
@@ -117,7 +117,7 @@ class SaveSlicesd(MapTransform):
         self._stacks: dict[Path, tuple[Any, set[int], Path]] = {}
 
     def _array(self, value: Any) -> np.ndarray:
-        arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=np.float64)
+        arr = convert_to_numpy(value, dtype=np.float64, wrap_sequence=True)
         if arr.ndim != 3 or arr.shape[0] not in (1, 3):
             raise ValueError(f"SaveSlicesd writes (1|3, x, y) arrays, got shape {arr.shape}.")
         arr = arr[0].T if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1).transpose(1, 0, 2)

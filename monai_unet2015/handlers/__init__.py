@@ -13,3 +13,4 @@ from __future__ import annotations
 
 from .metrics import *  # noqa: F401,F403
 from .summary import *  # noqa: F401,F403
+from .vscores import *  # noqa: F401,F403

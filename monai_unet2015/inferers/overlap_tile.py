@@ -20,18 +20,18 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 
 from monai.data.meta_obj import get_track_meta
 from monai.data.meta_tensor import MetaTensor
 from monai.data.utils import dense_patch_slices
 from monai.inferers import Inferer
-from monai.utils import convert_to_tensor, ensure_tuple, optional_import
+from monai.utils import convert_to_tensor, ensure_tuple, look_up_option, optional_import
 
 from monai_unet2015.inferers.geometry import (
     TilingGeometry,
     UNet2015Geometry,
+    _is_int,
     check_geometry,
     describe_geometry,
     estimate_tile_bytes,
@@ -45,6 +45,9 @@ tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 __all__ = ["OverlapTileInferer", "TilePlan", "estimate_tile_bytes"]
 
 _AMP_DTYPES = {
+    None: None,
+    torch.bfloat16: torch.bfloat16,
+    torch.float16: torch.float16,
     "bfloat16": torch.bfloat16,
     "bf16": torch.bfloat16,
     "float16": torch.float16,
@@ -98,7 +101,7 @@ def _positive_sizes(name: str, value: Any, what: str) -> tuple[int, ...]:
     if not values:
         raise ValueError(f"{name} needs one {what} or one per spatial axis, got {value!r}.")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        if not _is_int(v):
             raise TypeError(
                 f"{name} must be a positive {what} per axis given as int(s) (e.g. {_EXAMPLES[name]}), "
                 f"got {v!r} ({type(v).__name__}){where}."
@@ -279,7 +282,7 @@ class OverlapTileInferer(Inferer):
             )
         if border is not None:
             _depth_from_border(border)
-        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 2):
+        if depth is not None and (not _is_int(depth) or depth < 2):
             raise ValueError(f"depth must be an int >= 2, got {depth!r}.")
         if geometry is None and depth is not None:
             geometry = UNet2015Geometry(depth)
@@ -310,7 +313,7 @@ class OverlapTileInferer(Inferer):
         if memory_budget_mb is not None and (isinstance(memory_budget_mb, bool) or not float(memory_budget_mb) > 0):
             raise ValueError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}.")
         self.memory_budget_mb = None if memory_budget_mb is None else float(memory_budget_mb)
-        if isinstance(sw_batch_size, bool) or not isinstance(sw_batch_size, (int, np.integer)):
+        if not _is_int(sw_batch_size):
             kind = type(sw_batch_size).__name__
             raise TypeError(f"sw_batch_size must be an int >= 1, got {sw_batch_size!r} ({kind}).")
         if sw_batch_size < 1:
@@ -329,14 +332,12 @@ class OverlapTileInferer(Inferer):
         self.progress = bool(progress)
         if progress and not has_tqdm:
             warnings.warn("progress=True needs tqdm, which is not installed: no progress bar.")
-        if amp_dtype is None or isinstance(amp_dtype, torch.dtype):
-            self.amp_dtype = amp_dtype
-        elif isinstance(amp_dtype, str) and amp_dtype.lower() in _AMP_DTYPES:
-            self.amp_dtype = _AMP_DTYPES[amp_dtype.lower()]
-        else:
-            raise ValueError(f"amp_dtype must be None, 'bfloat16' or 'float16', got {amp_dtype!r}.")
-        if self.amp_dtype not in (None, torch.bfloat16, torch.float16):
-            raise ValueError(f"amp_dtype must be None, torch.bfloat16 or torch.float16, got {amp_dtype!r}.")
+        try:
+            self.amp_dtype = look_up_option(amp_dtype.lower() if isinstance(amp_dtype, str) else amp_dtype, _AMP_DTYPES)
+        except ValueError:
+            raise ValueError(
+                f"amp_dtype must be None, 'bfloat16' / torch.bfloat16 or 'float16' / torch.float16, got {amp_dtype!r}."
+            ) from None
 
     # ------------------------------------------------------------------ network geometry
     @staticmethod
@@ -350,10 +351,10 @@ class OverlapTileInferer(Inferer):
         if lenient:  # an explicit geometry= is not checked against attributes that may mean something else
             return None
         depth = getattr(net, "depth", None)
-        if isinstance(depth, int) and not isinstance(depth, bool):
+        if _is_int(depth):
             return UNet2015Geometry(depth)
         border = getattr(net, "border", None)
-        if isinstance(border, int) and not isinstance(border, bool):
+        if _is_int(border):
             return UNet2015Geometry.from_border(border)
         return None
 
@@ -588,7 +589,7 @@ class OverlapTileInferer(Inferer):
         plan = self._plan(image_size, network, geometry)
         device = torch.device(self.device) if self.device is not None else inputs.device
         sw_device = torch.device(self.sw_device) if self.sw_device is not None else inputs.device
-        data = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        data = convert_to_tensor(inputs, track_meta=False)
         out_dtype = data.dtype if data.is_floating_point() else torch.float32
 
         tiles = [(n, origin) for n in range(data.shape[0]) for origin in itertools.product(*plan.starts)]

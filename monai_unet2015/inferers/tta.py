@@ -21,13 +21,22 @@ import torch
 from monai.data.meta_obj import get_track_meta
 from monai.data.meta_tensor import MetaTensor
 from monai.inferers import Inferer
-from monai.utils import convert_to_tensor
+from monai.utils import convert_to_tensor, look_up_option
 
+from monai_unet2015.inferers.geometry import _is_int
 from monai_unet2015.inferers.overlap_tile import OverlapTileInferer
 
 __all__ = ["DihedralTransform", "dihedral_transforms", "DihedralTTAInferer"]
 
 _GROUPS = ("dihedral", "rot90", "flips", "identity")
+
+
+def _look_up_group(group: str) -> str:
+    """``group`` checked with ``monai.utils.look_up_option``, the error naming the argument."""
+    try:
+        return look_up_option(group, _GROUPS)
+    except ValueError:
+        raise ValueError(f"group must be one of {_GROUPS}, got {group!r}.") from None
 
 
 class DihedralTransform(NamedTuple):
@@ -79,17 +88,19 @@ def dihedral_transforms(
         >>> len(dihedral_transforms(2)), len(dihedral_transforms(3, "flips")), len(dihedral_transforms(3, "rot90"))
         (8, 8, 4)
     """
-    if group not in _GROUPS:
-        raise ValueError(f"group must be one of {_GROUPS}, got {group!r}.")
-    if isinstance(spatial_dims, bool) or not isinstance(spatial_dims, int) or spatial_dims < 1:
+    return _dihedral_transforms(spatial_dims, _look_up_group(group), tuple(int(a) for a in spatial_axes))
+
+
+def _dihedral_transforms(spatial_dims: int, group: str, axes: tuple[int, ...]) -> list[DihedralTransform]:
+    """:py:func:`dihedral_transforms` of a looked-up ``group``; checks what depends on the image: its spatial
+    dimensions and the rotation plane within them."""
+    if not _is_int(spatial_dims) or spatial_dims < 1:
         raise ValueError(f"spatial_dims must be a positive int, got {spatial_dims!r}.")
-    axes = tuple(int(a) for a in spatial_axes)
     if group in ("dihedral", "rot90") and (
         len(axes) != 2 or axes[0] == axes[1] or not all(0 <= a < spatial_dims for a in axes)
     ):
         raise ValueError(
-            f"spatial_axes must be two distinct spatial axes in [0, {spatial_dims}) for group={group!r}, "
-            f"got {spatial_axes}."
+            f"spatial_axes must be two distinct spatial axes in [0, {spatial_dims}) for group={group!r}, got {axes}."
         )
     if group == "identity":
         return [DihedralTransform((), 0, axes)]
@@ -152,8 +163,7 @@ class DihedralTTAInferer(Inferer):
             raise TypeError(f"inferer must be a MONAI Inferer (callable), got {type(inferer).__name__}.")
         if postprocess is not None and not callable(postprocess):
             raise TypeError(f"postprocess must be callable or None, got {type(postprocess).__name__}.")
-        if group not in _GROUPS:
-            raise ValueError(f"group must be one of {_GROUPS}, got {group!r}.")
+        group = _look_up_group(group)
         axes = tuple(int(a) for a in spatial_axes)
         if len(axes) != 2 or axes[0] == axes[1] or min(axes) < 0:
             raise ValueError(f"spatial_axes must be two distinct non-negative spatial axes, got {spatial_axes}.")
@@ -175,14 +185,14 @@ class DihedralTTAInferer(Inferer):
         """
         if not isinstance(inputs, torch.Tensor):
             raise TypeError(f"inputs must be a torch.Tensor of shape (N, C, *spatial), got {type(inputs).__name__}.")
-        transforms = dihedral_transforms(inputs.ndim - 2, self.group, self.spatial_axes)
-        data = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        transforms = _dihedral_transforms(inputs.ndim - 2, self.group, self.spatial_axes)
+        data = convert_to_tensor(inputs, track_meta=False)
         total: torch.Tensor | None = None
         for t in transforms:
             pred = self.inferer(t.forward(data), network, *args, **kwargs)
             if not isinstance(pred, torch.Tensor):
                 raise TypeError(f"the inner inferer must return one tensor, got {type(pred).__name__}.")
-            pred = pred.as_tensor() if isinstance(pred, MetaTensor) else pred
+            pred = convert_to_tensor(pred, track_meta=False)
             if self.postprocess is not None:
                 pred = self.postprocess(pred)
             pred = t.inverse(pred)

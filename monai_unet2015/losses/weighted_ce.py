@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.loss import _Loss
 
-from monai.utils import LossReduction
+from monai.utils import LossReduction, convert_to_tensor
+
+from monai_unet2015.networks.nets.unet2015 import _center_crop
 
 __all__ = ["WeightedCrossEntropyLoss", "center_crop_to"]
 
@@ -30,6 +32,7 @@ def center_crop_to(x: torch.Tensor, spatial_size: Sequence[int], name: str = "te
     A valid-padding network (:py:class:`~monai_unet2015.networks.nets.UNet2015`) loses the same number of pixels
     on both sides of every axis, so a target larger than the prediction is cropped by half the difference on each
     side. A negative or odd difference means the target does not belong to this prediction: ``ValueError``.
+    The crop itself is the network's own (TorchScript-compatible) centre crop of its skip connections.
 
     Examples::
 
@@ -50,9 +53,7 @@ def center_crop_to(x: torch.Tensor, spatial_size: Sequence[int], name: str = "te
                 "sides, as with a valid-padding U-Net). Crop the image and the labels alike, to sizes from "
                 "UNet2015.valid_input_sizes()."
             )
-        if margin:
-            x = x.narrow(axis + 2, margin // 2, w)
-    return x
+    return _center_crop(x, list(want))
 
 
 class WeightedCrossEntropyLoss(_Loss):
@@ -161,8 +162,8 @@ class WeightedCrossEntropyLoss(_Loss):
         Raises:
             ValueError: mismatching shapes, odd or negative margins, class indices out of range.
         """
-        input = input.as_tensor() if hasattr(input, "as_tensor") else input
-        target = torch.as_tensor(target.as_tensor() if hasattr(target, "as_tensor") else target)
+        input = convert_to_tensor(input, track_meta=False)
+        target = convert_to_tensor(target, track_meta=False, wrap_sequence=True)
         if input.ndim < 3:
             raise ValueError(f"input must have shape (B, C, *spatial), got {tuple(input.shape)}.")
         num_classes = input.shape[1]
@@ -194,7 +195,7 @@ class WeightedCrossEntropyLoss(_Loss):
             loss = loss * per_pixel_class_weight
             denominator = per_pixel_class_weight.sum()
         if weight_map is not None:
-            weight_map = torch.as_tensor(weight_map.as_tensor() if hasattr(weight_map, "as_tensor") else weight_map)
+            weight_map = convert_to_tensor(weight_map, track_meta=False, wrap_sequence=True)
             if weight_map.ndim == input.ndim - 1:
                 weight_map = weight_map.unsqueeze(1)
             if weight_map.ndim != input.ndim or weight_map.shape[0] != input.shape[0] or weight_map.shape[1] != 1:

@@ -18,3 +18,4 @@ from .rand import *  # noqa: F401,F403
 from .simple_point import *  # noqa: F401,F403
 from .sweep import *  # noqa: F401,F403
 from .topology import *  # noqa: F401,F403
+from .vscores import *  # noqa: F401,F403

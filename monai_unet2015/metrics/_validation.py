@@ -9,7 +9,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Input checks shared by the segmentation metrics: layouts, probability maps, label maps, thresholds.
+"""Input checks shared by the segmentation metrics: layouts, probability maps, label maps, thresholds, options.
+
+``connectivity`` is checked by :py:func:`monai_unet2015.transforms.instances.connectivity.check_connectivity`, the
+package's one check of it.
 
 Private: the public functions of :py:mod:`monai_unet2015.metrics` call these so that bad input gets
 one clear ``ValueError``/``TypeError`` naming the function, the argument, the value and what is valid.
@@ -21,6 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from monai.utils import look_up_option
 
 __all__: list[str] = []
 
@@ -40,6 +45,25 @@ def to_numpy(x, name: str, func: str) -> np.ndarray:
     if arr.dtype == object:
         raise TypeError(f"{func}: {name} must be a torch.Tensor or numpy array, got {type(x).__name__}.")
     return arr
+
+
+def check_batch(y_pred, y, func: str, spatial: Sequence[int] = (2, 3), y_is: str = "the ground truth y is") -> None:
+    """What a MONAI metric's ``_compute_tensor`` is given: ``y`` present, ``y_pred`` batch-first channel-first."""
+    if y is None:
+        raise ValueError(f"{func}: {y_is} required.")
+    if y_pred.ndim < 4:
+        raise ValueError(
+            f"{func}: y_pred and y must be batch-first channel-first (B, 1, H, W)"
+            f"{' or (B, 1, D, H, W)' if 3 in spatial else ''}, got shape {tuple(y_pred.shape)}."
+        )
+
+
+def buffered(metric) -> torch.Tensor:
+    """The buffer of a MONAI cumulative ``metric``, or an error naming it when nothing was buffered."""
+    data = metric.get_buffer()
+    if not isinstance(data, torch.Tensor) or data.numel() == 0:
+        raise ValueError(f"{type(metric).__name__}: nothing to aggregate, call the metric on some data first.")
+    return data
 
 
 def batch_layout(y_pred: np.ndarray, y: np.ndarray, func: str, spatial: Sequence[int] = (2, 3)):
@@ -136,18 +160,8 @@ def check_thresholds(thresholds, func: str) -> np.ndarray:
 
 
 def check_choice(value, name: str, choices: Sequence[str], func: str) -> str:
-    if not isinstance(value, str) or value.lower() not in choices:
-        raise ValueError(f"{func}: {name} must be one of {tuple(choices)}, got {value!r}.")
-    return value.lower()
-
-
-def check_connectivity(connectivity, ndim: int, func: str) -> int:
-    """scipy/scikit-image style connectivity: 1 (face neighbours) .. ndim (all neighbours)."""
-    if isinstance(connectivity, bool) or not isinstance(connectivity, (int, np.integer)) or not (
-        1 <= connectivity <= ndim
-    ):
-        raise ValueError(
-            f"{func}: connectivity must be an integer in [1, {ndim}] for {ndim}D images (1: "
-            f"{'4' if ndim == 2 else '6'}-connected cells, as the ISBI 2012 challenge), got {connectivity!r}."
-        )
-    return int(connectivity)
+    """``value`` (case-insensitive) looked up in ``choices`` with ``monai.utils.look_up_option``."""
+    try:
+        return look_up_option(value.lower() if isinstance(value, str) else value, tuple(choices))
+    except ValueError:
+        raise ValueError(f"{func}: {name} must be one of {tuple(choices)}, got {value!r}.") from None

@@ -13,42 +13,18 @@
 
 The Rand error (ISBI 2012) and the SEG measure (Cell Tracking Challenge) both reduce to this table:
 how many pixels carry label ``a`` in one map and label ``b`` in the other. It is built with one
-``np.bincount`` over paired, densely renumbered labels, with no loop over objects.
+``np.bincount`` over paired, densely renumbered labels
+(:py:func:`~monai_unet2015.transforms.instances.relabel.relabel_sequential`), with no loop over objects.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+# re-export; home: monai_unet2015.transforms.instances.relabel (the one relabelling of the package)
+from monai_unet2015.transforms.instances.relabel import relabel_sequential
+
 __all__ = ["relabel_sequential", "contingency_table"]
-
-
-def relabel_sequential(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber non-negative integer labels to ``0..n-1`` in increasing order of value.
-
-    Returns ``(dense, values)`` with ``values[dense] == labels``.
-
-    Examples::
-
-        >>> import numpy as np
-        >>> dense, values = relabel_sequential(np.array([0, 7, 7, 3]))
-        >>> dense.tolist(), values.tolist()
-        ([0, 2, 2, 1], [0, 3, 7])
-    """
-    flat = np.asarray(labels).ravel()
-    if flat.dtype == bool or not np.issubdtype(flat.dtype, np.integer):
-        flat = flat.astype(np.int64)
-    if flat.size == 0:
-        return flat.astype(np.int64), flat.astype(np.int64)
-    top = int(flat.max())
-    if top < 4 * flat.size + 1024:  # dense lookup: O(N + max label)
-        present = np.bincount(flat, minlength=top + 1) > 0
-        values = np.flatnonzero(present)
-        lut = np.zeros(top + 1, dtype=np.int64)
-        lut[values] = np.arange(values.size, dtype=np.int64)
-        return lut[flat].reshape(np.shape(labels)), values.astype(np.int64)
-    values, inverse = np.unique(flat, return_inverse=True)
-    return inverse.astype(np.int64).reshape(np.shape(labels)), values.astype(np.int64)
 
 
 def contingency_table(labels_a: np.ndarray, labels_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

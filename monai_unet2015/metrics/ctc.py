@@ -32,8 +32,10 @@ from monai.metrics import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
-from ._validation import batch_layout, check_choice, check_label_map, check_probability, to_numpy
-from .contingency import contingency_table, relabel_sequential
+from monai_unet2015.transforms.instances.relabel import relabel_sequential
+
+from ._validation import batch_layout, buffered, check_batch, check_choice, check_label_map, check_probability, to_numpy
+from .contingency import contingency_table
 
 __all__ = ["SEGResult", "foreground_iou", "seg_measure", "ForegroundIoUMetric", "SEGMetric"]
 
@@ -204,12 +206,7 @@ class ForegroundIoUMetric(CumulativeIterationMetric):
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
         """Per-image IoU ``(B, 1)`` for batch-first channel-first ``(B, 1, H, W)`` or ``(B, 1, D, H, W)`` inputs."""
         func = type(self).__name__
-        if y is None:
-            raise ValueError(f"{func}: the ground truth y is required.")
-        if y_pred.ndim < 4:
-            raise ValueError(
-                f"{func}: y_pred and y must be (B, 1, H, W) or (B, 1, D, H, W), got {tuple(y_pred.shape)}."
-            )
+        check_batch(y_pred, y, func)
         p, g = _layout(y_pred, y, func)
         pred_fg = _foreground(p, self.threshold, func)
         gt_fg = check_label_map(g, "y", func) > 0
@@ -218,10 +215,7 @@ class ForegroundIoUMetric(CumulativeIterationMetric):
 
     def aggregate(self, reduction: MetricReduction | str | None = None):  # type: ignore[override]
         """Reduce the buffered per-image IoU; returns ``(value, not_nans)`` if ``get_not_nans``."""
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor) or data.numel() == 0:
-            raise ValueError(f"{type(self).__name__}: nothing to aggregate, call the metric on some data first.")
-        f, not_nans = do_metric_reduction(data.clone(), reduction or self.reduction)
+        f, not_nans = do_metric_reduction(buffered(self).clone(), reduction or self.reduction)
         return (f, not_nans) if self.get_not_nans else f
 
 
@@ -253,12 +247,7 @@ class SEGMetric(CumulativeIterationMetric):
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
         """Per-image ``[sum of scores, number of reference objects]`` ``(B, 2)`` for ``(B, 1, *spatial)`` inputs."""
         func = type(self).__name__
-        if y is None:
-            raise ValueError(f"{func}: the reference labels y are required.")
-        if y_pred.ndim < 4:
-            raise ValueError(
-                f"{func}: y_pred and y must be (B, 1, H, W) or (B, 1, D, H, W), got {tuple(y_pred.shape)}."
-            )
+        check_batch(y_pred, y, func, y_is="the reference labels y are")
         p, g = _layout(y_pred, y, func)
         p = check_label_map(p, "y_pred", func)
         g = check_label_map(g, "y", func)
@@ -270,9 +259,7 @@ class SEGMetric(CumulativeIterationMetric):
 
     def aggregate(self) -> torch.Tensor:  # type: ignore[override]
         """The SEG measure over everything buffered (a 0-d tensor; ``nan`` without reference objects)."""
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor) or data.numel() == 0:
-            raise ValueError(f"{type(self).__name__}: nothing to aggregate, call the metric on some data first.")
+        data = buffered(self)
         total, count = data[:, 0], data[:, 1]
         if self.average == "objects":
             n = count.sum()

@@ -40,7 +40,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._validation import check_choice, check_connectivity, check_thresholds
+from monai_unet2015.transforms.instances.connectivity import check_connectivity
+
+from ._validation import check_choice, check_thresholds
 from .sweep import (
     DEFAULT_THRESHOLDS,
     ThresholdSweep,
@@ -154,7 +156,7 @@ def rand_error(
     normalization = check_choice(normalization, "normalization", ("n2", "pairs"), func)
     thr = check_thresholds(thresholds, func)
     p, gt_cell, polarity = _prepare(y_pred, y, polarity, func)
-    connectivity = check_connectivity(connectivity, p.ndim - 1, func)
+    connectivity = check_connectivity(connectivity, p.ndim - 1, func, allow_none=False)
     stats = np.stack(
         [_rand_stats(p[b], gt_cell[b], thr, polarity, connectivity, normalization) for b in range(p.shape[0])]
     )
@@ -202,7 +204,7 @@ def warping_error(
     func = "warping_error"
     thr = check_thresholds(thresholds, func)
     p, gt_cell, polarity = _prepare(y_pred, y, polarity, func, spatial=(2,))
-    connectivity = check_connectivity(connectivity, 2, func)
+    connectivity = check_connectivity(connectivity, 2, func, allow_none=False)
     stats = np.stack([_warping_stats(p[b], gt_cell[b], thr, polarity, connectivity) for b in range(p.shape[0])])
     return _warping_result(stats, thr)
 
@@ -280,13 +282,12 @@ class RandErrorMetric(_ThresholdSweepMetric):
         normalization: str = "n2",
     ) -> None:
         super().__init__(thresholds, polarity)
-        if isinstance(connectivity, bool) or not isinstance(connectivity, (int, np.integer)) or connectivity < 1:
-            raise ValueError(f"RandErrorMetric: connectivity must be a positive integer, got {connectivity!r}.")
-        self.connectivity = int(connectivity)
+        # the range [1, ndim] once the images are seen: 2D and 3D batches may share the metric
+        self.connectivity = check_connectivity(connectivity, None, type(self).__name__, allow_none=False)
         self.normalization = check_choice(normalization, "normalization", ("n2", "pairs"), "RandErrorMetric")
 
     def _image_stats(self, prob: np.ndarray, gt_cell: np.ndarray) -> np.ndarray:
-        conn = check_connectivity(self.connectivity, prob.ndim, type(self).__name__)
+        conn = check_connectivity(self.connectivity, prob.ndim, type(self).__name__, allow_none=False)
         return _rand_stats(prob, gt_cell, self.thresholds, self.polarity, conn, self.normalization)
 
     def aggregate_details(self) -> ThresholdSweep:
@@ -327,7 +328,7 @@ class WarpingErrorMetric(_ThresholdSweepMetric):
         connectivity: int = 1,
     ) -> None:
         super().__init__(thresholds, polarity)
-        self.connectivity = check_connectivity(connectivity, 2, type(self).__name__)
+        self.connectivity = check_connectivity(connectivity, 2, type(self).__name__, allow_none=False)
 
     def _image_stats(self, prob: np.ndarray, gt_cell: np.ndarray) -> np.ndarray:
         return _warping_stats(prob, gt_cell, self.thresholds, self.polarity, self.connectivity)

@@ -27,6 +27,8 @@ import functools
 
 import numpy as np
 
+from ._validation import to_numpy
+
 __all__ = ["NEIGHBOUR_OFFSETS", "simple_point_lut", "neighbour_codes", "simple_points", "warp_binary"]
 
 # Bit k of a neighbourhood code is the value of neighbour k, in raster order without the centre:
@@ -123,7 +125,7 @@ def simple_point_lut(connectivity: int = 1) -> np.ndarray:
 
 
 def _as_binary_2d(x, name: str, func: str) -> np.ndarray:
-    arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+    arr = to_numpy(x, name, func)
     if arr.ndim != 2:
         raise ValueError(
             f"{func}: {name} must be a 2D image (H, W), got shape {tuple(arr.shape)}; simple points and "
@@ -221,7 +223,20 @@ def warp_binary(source, target, priority=None, connectivity: int = 1, return_ite
     tgt = _as_binary_2d(target, "target", func)
     if src.shape != tgt.shape:
         raise ValueError(f"{func}: source and target must have the same shape, got {src.shape} and {tgt.shape}.")
-    lut = simple_point_lut(_check_connectivity(connectivity, func))
+    connectivity = _check_connectivity(connectivity, func)
+    if priority is not None:
+        priority = to_numpy(priority, "priority", func)
+        if priority.shape != src.shape:
+            raise ValueError(f"{func}: priority must have the shape of source {src.shape}, got {priority.shape}.")
+    return _warp_binary(src, tgt, priority, connectivity, return_iterations)
+
+
+def _warp_binary(
+    src: np.ndarray, tgt: np.ndarray, priority: np.ndarray | None, connectivity: int, return_iterations: bool = False
+):
+    """:py:func:`warp_binary` of checked arguments: 2D bool ``src`` and ``tgt`` of one shape, ``priority`` ``None``
+    or a numeric array of that shape, ``connectivity`` 1 or 2."""
+    lut = simple_point_lut(connectivity)
     h, w = src.shape
     wd = w + 2
     cur = np.pad(src, 1).ravel()
@@ -235,10 +250,7 @@ def warp_binary(source, target, priority=None, connectivity: int = 1, return_ite
         if priority is None:
             order = np.argsort(tie, kind="stable")
         else:
-            pri = np.asarray(priority.detach().cpu().numpy() if hasattr(priority, "detach") else priority)
-            if pri.shape != src.shape:
-                raise ValueError(f"{func}: priority must have the shape of source {src.shape}, got {pri.shape}.")
-            pri = np.pad(pri.astype(np.float64), 1).ravel()[idx]
+            pri = np.pad(priority.astype(np.float64), 1).ravel()[idx]
             order = np.lexsort((tie, pri))
         key = np.full(cur.size, -1, dtype=itype)
         key[idx[order]] = np.arange(idx.size, dtype=itype)

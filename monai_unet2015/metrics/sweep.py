@@ -37,6 +37,8 @@ from monai.metrics import CumulativeIterationMetric
 
 from ._validation import (
     batch_layout,
+    buffered,
+    check_batch,
     check_choice,
     check_label_map,
     check_probability,
@@ -44,7 +46,7 @@ from ._validation import (
     to_numpy,
 )
 from .rand import _rand_from_sums, _rand_sums
-from .simple_point import warp_binary
+from .simple_point import _warp_binary
 from .topology import _structures, _topological_errors
 
 __all__ = ["DEFAULT_THRESHOLDS", "ThresholdSweep", "WarpingErrorResult"]
@@ -154,7 +156,7 @@ def _warping_stats(
     out = np.zeros((thresholds.size, _WARP_FIELDS))
     for k, th in enumerate(thresholds):
         pred = _cells(prob, th, polarity)
-        warped = warp_binary(gt_cell, pred, priority=np.abs(prob - th), connectivity=connectivity)
+        warped = _warp_binary(gt_cell, pred, np.abs(prob - th), connectivity)
         out[k, 0] = np.count_nonzero(warped != pred)
         out[k, 1] = pred.size
         out[k, 2:] = _topological_errors(warped, pred, connectivity)
@@ -231,22 +233,13 @@ class _ThresholdSweepMetric(CumulativeIterationMetric):
             y: binary ground truth of the same shape.
         """
         func = type(self).__name__
-        if y is None:
-            raise ValueError(f"{func}: the ground truth y is required.")
-        if y_pred.ndim < 4:
-            raise ValueError(
-                f"{func}: y_pred and y must be batch-first channel-first (B, 1, H, W)"
-                f"{' or (B, 1, D, H, W)' if 3 in self._spatial else ''}, got shape {tuple(y_pred.shape)}."
-            )
+        check_batch(y_pred, y, func, self._spatial)
         p, gt_cell, _ = _prepare(y_pred, y, self.polarity, func, self._spatial)
         stats = np.stack([self._image_stats(p[b], gt_cell[b]) for b in range(p.shape[0])])
         return torch.as_tensor(stats, dtype=torch.float64, device=y_pred.device)
 
     def _stats(self) -> np.ndarray:
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor) or data.numel() == 0:
-            raise ValueError(f"{type(self).__name__}: nothing to aggregate, call the metric on some data first.")
-        return data.detach().cpu().numpy()
+        return buffered(self).detach().cpu().numpy()
 
     def aggregate_details(self) -> ThresholdSweep:
         """The pooled result: best error, its threshold, and the error at every threshold."""

@@ -25,7 +25,9 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._validation import check_connectivity, check_label_map, to_numpy
+from monai_unet2015.transforms.instances.connectivity import check_connectivity
+
+from ._validation import check_label_map, to_numpy
 
 __all__ = ["TopologicalErrors", "topological_errors"]
 
@@ -95,7 +97,7 @@ def topological_errors(warped, target, connectivity: int = 1) -> TopologicalErro
     t = check_label_map(to_numpy(target, "target", func), "target", func, binary=True)
     if w.shape != t.shape:
         raise ValueError(f"{func}: warped and target must have the same shape, got {w.shape} and {t.shape}.")
-    connectivity = check_connectivity(connectivity, w.ndim, func)
+    connectivity = check_connectivity(connectivity, w.ndim, func, allow_none=False)
     return _topological_errors(w, t, connectivity)
 
 

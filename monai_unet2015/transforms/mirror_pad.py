@@ -163,6 +163,14 @@ def mirror_crop(
         )
     if any(s < 1 for s in sizes):
         raise ValueError(f"roi_size must be >= 1 along every axis, got {roi_size}.")
+    out = _mirror_crop(img_t, lead, starts, sizes)
+    if isinstance(img, torch.Tensor):
+        return out
+    return convert_to_dst_type(out, img)[0]
+
+
+def _mirror_crop(img_t: torch.Tensor, lead: int, starts: Sequence[int], sizes: Sequence[int]) -> torch.Tensor:
+    """:py:func:`mirror_crop` of a plain tensor with ``lead`` non-spatial axes and checked ``starts``/``sizes``."""
     out = img_t
     gathers = []
     for i, (start, size) in enumerate(zip(starts, sizes)):
@@ -176,9 +184,7 @@ def mirror_crop(
         gathers.append((axis, idx - lo))
     for axis, idx in gathers:
         out = out.index_select(axis, idx.to(out.device))
-    if isinstance(img, torch.Tensor):
-        return out
-    return convert_to_dst_type(out, img)[0]
+    return out
 
 
 def _pad_widths(spatial_border: Sequence[int] | int, nsp: int) -> list[tuple[int, int]]:
@@ -221,15 +227,20 @@ def mirror_pad(
     """
     img_t = convert_to_tensor(img, track_meta=False)
     nsp, lead = _spatial_setup(img_t, spatial_dims)
-    widths = _pad_widths(spatial_border, nsp)
-    starts = [-b for b, _ in widths]
-    sizes = [b + img_t.shape[lead + i] + a for i, (b, a) in enumerate(widths)]
-    out = mirror_crop(img_t, starts, sizes, spatial_dims=nsp)
-    if not any(b or a for b, a in widths):
-        out = out.clone()  # never hand back a view of the input
+    out = _mirror_pad(img_t, lead, _pad_widths(spatial_border, nsp))
     if isinstance(img, torch.Tensor):
         return out
     return convert_to_dst_type(out, img)[0]
+
+
+def _mirror_pad(img_t: torch.Tensor, lead: int, widths: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """:py:func:`mirror_pad` of a plain tensor with ``lead`` non-spatial axes and checked ``(before, after)`` widths."""
+    starts = [-b for b, _ in widths]
+    sizes = [b + img_t.shape[lead + i] + a for i, (b, a) in enumerate(widths)]
+    out = _mirror_crop(img_t, lead, starts, sizes)
+    if not any(b or a for b, a in widths):
+        out = out.clone()  # never hand back a view of the input
+    return out
 
 
 class MirrorPad(InvertibleTransform):
@@ -277,8 +288,9 @@ class MirrorPad(InvertibleTransform):
         """
         border = self.spatial_border if spatial_border is None else spatial_border
         img_t = convert_to_tensor(img, track_meta=get_track_meta())
+        nsp, lead = _spatial_setup(img_t, None)
         spatial = [int(s) for s in img_t.shape[1:]]
-        widths = _pad_widths(border, len(spatial))
+        widths = _pad_widths(border, nsp)
         to_pad = [(0, 0)] + widths
         rank = img_t.peek_pending_rank() if isinstance(img_t, MetaTensor) else 3
         meta_info = TraceableTransform.track_transform_meta(
@@ -290,7 +302,7 @@ class MirrorPad(InvertibleTransform):
             transform_info=self.get_transform_info(),
             lazy=False,
         )
-        out = mirror_pad(img_t.as_tensor() if isinstance(img_t, MetaTensor) else img_t, border)
+        out = _mirror_pad(convert_to_tensor(img_t, track_meta=False), lead, widths)
         out = convert_to_tensor(out, track_meta=get_track_meta())
         return out.copy_meta_from(meta_info) if isinstance(out, MetaTensor) else out
 

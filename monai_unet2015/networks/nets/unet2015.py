@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from monai.networks.blocks import Convolution, UpSample
 from monai.networks.layers.factories import Conv, Dropout, Pool
-from monai.utils import ensure_tuple
+from monai.utils import ensure_tuple, look_up_option
 
 if TYPE_CHECKING:
     from monai_unet2015.inferers.geometry import UNet2015Geometry
@@ -176,7 +176,11 @@ def _check_spatial_size(spatial: List[int], depth: int) -> None:
 
 
 def _center_crop(x: torch.Tensor, target: List[int]) -> torch.Tensor:
-    """Crop the spatial axes of ``x`` (N, C, *spatial) centrally to ``target``; margins are even here."""
+    """Crop the spatial axes of ``x`` (N, C, *spatial) centrally to ``target``; margins are even here.
+
+    The package's one centre crop (TorchScript-compatible): the skip connections here, and targets and weight maps
+    in :py:func:`monai_unet2015.losses.center_crop_to`, which checks the margins first.
+    """
     for i, t in enumerate(target):
         dim = i + 2
         start = (x.shape[dim] - t) // 2
@@ -366,8 +370,10 @@ class UNet2015(nn.Module):
             raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}.")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
-        if init not in ("he", None):
-            raise ValueError(f"init must be 'he' or None, got {init!r}.")
+        try:
+            init = look_up_option(init, ("he", None))
+        except ValueError:
+            raise ValueError(f"init must be 'he' or None, got {init!r}.") from None
         self.spatial_dims = spatial_dims
         self.depth = len(fea)
         self.features = tuple(fea)

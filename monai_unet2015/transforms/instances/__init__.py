@@ -9,12 +9,24 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Instance labels: connected components of a binary mask, or renumbered ids of an instance label map."""
+"""Instance labels: connected components of a binary mask, or renumbered ids of an instance label map.
+
+Also the package's one home of relabelling (:py:mod:`.relabel`) and of the ``connectivity`` check
+(:py:mod:`.connectivity`), which the weight map and the metrics use too.
+"""
 
 from __future__ import annotations
 
 from .array import LabelInstances
 from .dictionary import LabelInstancesD, LabelInstancesd, LabelInstancesDict
 from .functional import label_instances
+from .relabel import relabel_sequential
 
-__all__ = ["LabelInstances", "LabelInstancesd", "LabelInstancesD", "LabelInstancesDict", "label_instances"]
+__all__ = [
+    "LabelInstances",
+    "LabelInstancesd",
+    "LabelInstancesD",
+    "LabelInstancesDict",
+    "label_instances",
+    "relabel_sequential",
+]

@@ -20,7 +20,8 @@ from monai.config import NdarrayOrTensor
 from monai.transforms.transform import Transform
 from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type
 
-from .functional import _LABEL_TYPES, _footprint, label_instances
+from .connectivity import check_connectivity
+from .functional import _as_label_array, _label_instances, _look_up_label_type
 
 __all__ = ["LabelInstances"]
 
@@ -65,14 +66,8 @@ class LabelInstances(Transform):
     backend = [TransformBackends.NUMPY]
 
     def __init__(self, label_type: str = "binary", connectivity: int | None = None) -> None:
-        if label_type not in _LABEL_TYPES:
-            raise ValueError(f"label_type must be one of {_LABEL_TYPES}, got {label_type!r}.")
-        if connectivity is not None and (
-            isinstance(connectivity, bool) or not isinstance(connectivity, (int, np.integer)) or connectivity < 1
-        ):
-            raise ValueError(f"connectivity must be None or a positive int (<= spatial dims), got {connectivity!r}.")
-        self.label_type = label_type
-        self.connectivity = None if connectivity is None else int(connectivity)
+        self.label_type = _look_up_label_type(label_type)
+        self.connectivity = check_connectivity(connectivity)  # the range once the spatial dims are known
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """
@@ -86,10 +81,10 @@ class LabelInstances(Transform):
             raise ValueError(
                 f"LabelInstances expects a channel-first image (C, H, W) or (C, D, H, W), got shape {tuple(img.shape)}."
             )
-        _footprint(img.ndim - 1, self.connectivity)  # validates connectivity against the spatial dimensions
+        connectivity = check_connectivity(self.connectivity, img.ndim - 1)
         img_np = convert_data_type(img, np.ndarray)[0]
         out = np.empty(img_np.shape, np.int32)
         for c in range(img_np.shape[0]):
-            out[c] = label_instances(img_np[c], label_type=self.label_type, connectivity=self.connectivity)[0]
+            out[c] = _label_instances(_as_label_array(img_np[c]), self.label_type, connectivity)[0]
         dtype = torch.int32 if isinstance(img, torch.Tensor) else np.int32
         return convert_to_dst_type(out, dst=img, dtype=dtype)[0]

@@ -15,9 +15,10 @@ Plain NumPy arrays holding the *spatial* axes only (no channel axis), 2D or 3D (
 :py:class:`~monai_unet2015.transforms.instances.array.LabelInstances` adds the channel axis and MetaTensor
 handling. Connected components come from ``scipy.ndimage.label`` with the neighbourhood of
 ``scipy.ndimage.generate_binary_structure`` (``connectivity`` 1 = faces only, as
-``skimage.measure.label(connectivity=1)``; ``ndim`` or ``None`` = full); renumbering to ``1..N`` keeps the
-order of the ids, as ``skimage.segmentation.relabel_sequential``, with one ``np.bincount`` lookup table
-(scikit-image is not a run-time dependency of the package).
+``skimage.measure.label(connectivity=1)``; ``ndim`` or ``None`` = full; checked by
+:py:func:`~monai_unet2015.transforms.instances.connectivity.check_connectivity`); renumbering to ``1..N`` keeps
+the order of the ids, as ``skimage.segmentation.relabel_sequential``
+(:py:mod:`~monai_unet2015.transforms.instances.relabel`).
 """
 
 from __future__ import annotations
@@ -25,45 +26,22 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from monai.utils import look_up_option
+
+from .connectivity import check_connectivity
+from .relabel import _relabel_consecutive
+
 __all__ = ["label_instances"]
 
 _LABEL_TYPES = ("auto", "instance", "binary")
 
 
-def _footprint(ndim: int, connectivity: int | None) -> np.ndarray:
-    if connectivity is None:
-        connectivity = ndim
-    if isinstance(connectivity, bool) or not isinstance(connectivity, (int, np.integer)):
-        raise TypeError(f"connectivity must be an int in [1, {ndim}] or None, got {connectivity!r}.")
-    if not 1 <= connectivity <= ndim:
-        raise ValueError(
-            f"connectivity must be in [1, {ndim}] for {ndim} spatial dims (1: faces only, i.e. 4-/6-neighbourhood; "
-            f"{ndim}: full {3**ndim - 1}-neighbourhood) or None (= {ndim}), got {connectivity}."
-        )
-    return ndi.generate_binary_structure(ndim, int(connectivity))
-
-
-def _relabel_consecutive(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Map the distinct positive ids of ``labels`` to 1..N (background 0 stays 0) in O(pixels) for small ids."""
-    flat = labels.ravel()
-    top = int(flat.max()) if flat.size else 0
-    if top == 0:
-        return np.zeros(labels.shape, np.int32), 0
-    if top <= max(1 << 20, 4 * flat.size):
-        present = np.bincount(flat, minlength=top + 1) > 0
-        present[0] = False
-        ids = np.flatnonzero(present)
-        n = ids.size
-        if n == top:  # already consecutive
-            return labels.astype(np.int32, copy=False), n
-        lut = np.zeros(top + 1, np.int32)
-        lut[ids] = np.arange(1, n + 1, dtype=np.int32)
-        return lut[labels], n
-    ids, inverse = np.unique(flat, return_inverse=True)
-    inverse = inverse.reshape(labels.shape).astype(np.int32)
-    if ids[0] != 0:  # no background pixel at all
-        return inverse + 1, int(ids.size)
-    return inverse, int(ids.size - 1)
+def _look_up_label_type(label_type: str) -> str:
+    """``label_type`` checked with ``monai.utils.look_up_option``, the error naming the argument."""
+    try:
+        return look_up_option(label_type, _LABEL_TYPES)
+    except ValueError:
+        raise ValueError(f"label_type must be one of {_LABEL_TYPES}, got {label_type!r}.") from None
 
 
 def label_instances(
@@ -87,7 +65,7 @@ def label_instances(
 
     Raises:
         ValueError: on a bad ``label_type`` or ``connectivity``, negative or non-integral values, an empty array.
-        TypeError: on a non-numeric dtype or a non-integer ``connectivity``.
+        TypeError: on a non-numeric dtype.
 
     Examples::
 
@@ -100,15 +78,30 @@ def label_instances(
         >>> label_instances(np.array([[0, 7, 7, 0, 3]]))  # several values: "auto" reads instance ids
         (array([[0, 2, 2, 0, 1]], dtype=int32), 2)
     """
-    if label_type not in _LABEL_TYPES:
-        raise ValueError(f"label_type must be one of {_LABEL_TYPES}, got {label_type!r}.")
+    label_type = _look_up_label_type(label_type)
     labels = _as_label_array(labels)
-    if label_type == "auto":
-        nonzero = labels[labels != 0]
-        single = nonzero.size == 0 or bool(np.all(nonzero == nonzero.flat[0]))
-        label_type = "binary" if single else "instance"
+    label_type = _resolve_label_type(labels, label_type)
     if label_type == "binary":
-        comp, n = ndi.label(labels != 0, structure=_footprint(labels.ndim, connectivity), output=np.int32)
+        connectivity = check_connectivity(connectivity, labels.ndim)
+    return _label_instances(labels, label_type, connectivity)
+
+
+def _resolve_label_type(labels: np.ndarray, label_type: str) -> str:
+    """``"auto"`` resolved for ``labels``: ``"binary"`` with at most one distinct non-zero value."""
+    if label_type != "auto":
+        return label_type
+    nonzero = labels[labels != 0]
+    single = nonzero.size == 0 or bool(np.all(nonzero == nonzero.flat[0]))
+    return "binary" if single else "instance"
+
+
+def _label_instances(labels: np.ndarray, label_type: str, connectivity: int | None) -> tuple[np.ndarray, int]:
+    """:py:func:`label_instances` of checked arguments: ``labels`` from :py:func:`_as_label_array`, ``label_type``
+    looked up, ``connectivity`` an int in ``[1, labels.ndim]`` (used for ``"binary"`` only)."""
+    label_type = _resolve_label_type(labels, label_type)
+    if label_type == "binary":
+        structure = ndi.generate_binary_structure(labels.ndim, connectivity)
+        comp, n = ndi.label(labels != 0, structure=structure, output=np.int32)
         return comp, int(n)
     return _relabel_consecutive(labels)
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,20 +22,20 @@ from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms.transform import Transform
 from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type
+from monai.utils.misc import issequenceiterable
 
-from .functional import _LABEL_TYPES, _spacing_tuple, unet_weight_map
+from ..instances.connectivity import check_connectivity
+from .functional import (
+    _as_label_array,
+    _check_class_weights,
+    _check_term,
+    _look_up_label_type,
+    _resolve_label_type,
+    _spacing_tuple,
+    _unet_weight_map,
+)
 
 __all__ = ["UNetWeightMap"]
-
-
-def _check_number(name: str, value: float, low: float, inclusive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r}).")
-    value = float(value)
-    ok = math.isfinite(value) and (value >= low if inclusive else value > low)
-    if not ok:
-        raise ValueError(f"{name} must be a finite number {'>=' if inclusive else '>'} {low}, got {value}.")
-    return value
 
 
 class UNetWeightMap(Transform):
@@ -119,52 +118,21 @@ class UNetWeightMap(Transform):
         tol: float = 1e-4,
         return_target: bool = True,
     ) -> None:
-        self.w0 = _check_number("w0", w0, 0.0, inclusive=True)
-        self.sigma = _check_number("sigma", sigma, 0.0, inclusive=False)
-        self.tol = _check_number("tol", tol, 0.0, inclusive=False)
-        if isinstance(class_weights, str):
-            if class_weights != "balanced":
-                raise ValueError(
-                    f"class_weights must be 'balanced', None or (w_background, w_foreground), got {class_weights!r}."
-                )
-        elif class_weights is not None:
-            values = np.asarray(class_weights, dtype=np.float64).reshape(-1)
-            if values.size != 2 or not np.all(np.isfinite(values)) or np.any(values < 0):
-                raise ValueError(
-                    "class_weights must be 'balanced', None or two finite non-negative numbers "
-                    f"(w_background, w_foreground), got {class_weights!r}."
-                )
-            class_weights = tuple(float(v) for v in values)
-        self.class_weights = class_weights
+        self.w0, self.sigma, self.tol = _check_term(w0, sigma, tol)
+        self.class_weights = _check_class_weights(class_weights)
         if isinstance(spacing, str):
             if spacing != "meta":
                 raise ValueError(f"spacing must be None, a number, a sequence of numbers or 'meta', got {spacing!r}.")
-        elif spacing is not None:
-            if isinstance(spacing, (int, float, np.integer, np.floating)):
-                _spacing_tuple(spacing, 1)  # validates the value
-            else:
-                try:
-                    values = tuple(float(v) for v in np.asarray(spacing, dtype=np.float64).reshape(-1))
-                except (TypeError, ValueError) as e:
-                    raise ValueError(
-                        f"spacing must be None, a number, a sequence of numbers or 'meta', got {spacing!r}."
-                    ) from e
-                spacing = _spacing_tuple(values, len(values))
+        elif spacing is not None:  # the values now, their number once the image is seen
+            values = _spacing_tuple(spacing, None)
+            spacing = values if issequenceiterable(spacing) else values[0]
         self.spacing = spacing
-        if label_type not in _LABEL_TYPES:
-            raise ValueError(f"label_type must be one of {_LABEL_TYPES}, got {label_type!r}.")
-        self.label_type = label_type
-        if connectivity is not None and (
-            isinstance(connectivity, bool) or not isinstance(connectivity, (int, np.integer)) or connectivity < 1
-        ):
-            raise ValueError(f"connectivity must be None or a positive int (<= spatial dims), got {connectivity!r}.")
-        self.connectivity = connectivity
+        self.label_type = _look_up_label_type(label_type)
+        self.connectivity = check_connectivity(connectivity)  # the range once the image is seen
         self.carve = bool(carve)
         self.return_target = bool(return_target)
 
-    def _spacing_for(self, label: NdarrayOrTensor, ndim: int) -> tuple[float, ...] | None:
-        if self.spacing is None:
-            return None
+    def _spacing_for(self, label: NdarrayOrTensor, ndim: int) -> tuple[float, ...]:
         if isinstance(self.spacing, str):  # "meta"
             if not isinstance(label, MetaTensor):
                 raise ValueError(
@@ -194,20 +162,12 @@ class UNetWeightMap(Transform):
         if any(s == 0 for s in shape):
             raise ValueError(f"UNetWeightMap got an empty label image of shape {shape}.")
         ndim = len(shape) - 1
-        if self.connectivity is not None and self.connectivity > ndim:
-            raise ValueError(f"connectivity must be in [1, {ndim}] for {ndim}D labels, got {self.connectivity}.")
+        connectivity = check_connectivity(self.connectivity, ndim)
         spacing = self._spacing_for(label, ndim)
-        label_np = convert_data_type(label, np.ndarray)[0][0]
-        weight, target = unet_weight_map(
-            label_np,
-            w0=self.w0,
-            sigma=self.sigma,
-            class_weights=self.class_weights,
-            spacing=spacing,
-            carve=self.carve,
-            connectivity=self.connectivity,
-            label_type=self.label_type,
-            tol=self.tol,
+        label_np = _as_label_array(convert_data_type(label, np.ndarray)[0][0])
+        label_type = _resolve_label_type(label_np, self.label_type)
+        weight, target = _unet_weight_map(
+            label_np, self.w0, self.sigma, self.class_weights, spacing, self.carve, connectivity, label_type, self.tol
         )
         float_dtype = torch.float32 if isinstance(label, torch.Tensor) else np.float32
         weight_out = convert_to_dst_type(weight[None], dst=label, dtype=float_dtype)[0]

@@ -12,8 +12,12 @@
 """Functional core of the U-Net weight map (Ronneberger, Fischer & Brox, MICCAI 2015, Eq. 2 and Fig. 3).
 
 Everything here works on plain NumPy arrays holding the *spatial* axes only (no channel axis);
-:py:class:`~monai_unet2015.transforms.weight_map.array.UNetWeightMap` adds the channel axis, MetaTensor
-handling and argument checking on top. The pieces, in the order :py:func:`unet_weight_map` applies them:
+:py:class:`~monai_unet2015.transforms.weight_map.array.UNetWeightMap` adds the channel axis and MetaTensor
+handling on top. Every public function checks its arguments once, with the checks of this module
+(``_check_term``, ``_check_class_weights``, ``_spacing_tuple``) and of
+:py:mod:`monai_unet2015.transforms.instances`, and then calls private cores that trust them, so that
+:py:func:`unet_weight_map` and the transform check nothing twice. The pieces, in the order
+:py:func:`unet_weight_map` applies them:
 
 1. :py:func:`~monai_unet2015.transforms.instances.label_instances`: instance ids from an instance label map, or
    connected components of a binary mask (in :py:mod:`monai_unet2015.transforms.instances`).
@@ -40,14 +44,20 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-# label_instances and its helpers live in transforms.instances; _LABEL_TYPES is imported from here by array.py
+from monai.utils import ensure_tuple_rep
+from monai.utils.misc import issequenceiterable
+
+from ..instances.connectivity import check_connectivity
+
+# label_instances and its helpers live in transforms.instances (label_instances is also importable from here)
 from ..instances.functional import (  # noqa: F401
-    _LABEL_TYPES,
     _as_label_array,
-    _footprint,
-    _relabel_consecutive,
+    _label_instances,
+    _look_up_label_type,
+    _resolve_label_type,
     label_instances,
 )
+from ..instances.relabel import _relabel_consecutive
 
 __all__ = [
     "carve_borders",
@@ -68,18 +78,69 @@ _MAX_PAIRS = 1 << 24
 _WINDOW_GROWTH = 1.1
 
 
-def _spacing_tuple(spacing: Sequence[float] | float | None, ndim: int) -> tuple[float, ...]:
+def _check_number(name: str, value: float, low: float, inclusive: bool, hint: str = "") -> float:
+    """``value`` as a finite float ``>= low`` (``> low`` unless ``inclusive``); bools are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r}).")
+    value = float(value)
+    if not (math.isfinite(value) and (value >= low if inclusive else value > low)):
+        raise ValueError(f"{name} must be a finite number {'>=' if inclusive else '>'} {low:g}{hint}, got {value}.")
+    return value
+
+
+def _check_term(w0: float, sigma: float, tol: float) -> tuple[float, float, float]:
+    """The separation term's ``w0 >= 0``, ``sigma > 0`` and ``tol > 0`` as floats."""
+    return (
+        _check_number("w0", w0, 0.0, inclusive=True),
+        _check_number("sigma", sigma, 0.0, inclusive=False),
+        _check_number("tol", tol, 0.0, inclusive=False, hint=" (e.g. 1e-9 for float32-exact results)"),
+    )
+
+
+def _check_class_weights(
+    class_weights: str | Sequence[float] | None, num_classes: int = 2
+) -> str | tuple[float, ...] | None:
+    """``"balanced"``, ``None`` or ``num_classes`` finite non-negative floats (background, foreground, ...)."""
+    if class_weights is None or (isinstance(class_weights, str) and class_weights == "balanced"):
+        return class_weights
+    message = (
+        f"class_weights must be 'balanced', None or {num_classes} finite non-negative numbers "
+        f"(w_background, w_foreground), got {class_weights!r}."
+    )
+    if isinstance(class_weights, str):
+        raise ValueError(message)
+    try:
+        values = np.asarray(class_weights, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if values.size != num_classes or not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(message)
+    return tuple(float(v) for v in values)
+
+
+def _spacing_tuple(spacing: Sequence[float] | float | None, ndim: int | None) -> tuple[float, ...]:
+    """``spacing`` as one finite positive float per spatial axis (``None``: 1), with ``monai.utils.ensure_tuple_rep``.
+
+    ``ndim=None`` (a transform's constructor, before the image is seen): as many values as given, a number
+    counting as one.
+    """
     if spacing is None:
-        return (1.0,) * ndim
-    if isinstance(spacing, (int, float, np.integer, np.floating)) and not isinstance(spacing, bool):
-        values = (float(spacing),) * ndim
-    else:
-        try:
-            values = tuple(float(s) for s in spacing)  # type: ignore[union-attr]
-        except TypeError as e:
-            raise TypeError(f"spacing must be None, a positive number or a sequence of {ndim}, got {spacing!r}.") from e
-        if len(values) != ndim:
-            raise ValueError(f"spacing must have one value per spatial axis ({ndim}), got {spacing!r}.")
+        return (1.0,) * (ndim or 1)
+    what = "a sequence of numbers" if ndim is None else f"a sequence of {ndim}"
+    type_message = f"spacing must be None, a positive number or {what}, got {spacing!r}."
+    if isinstance(spacing, (bool, np.bool_, str)):
+        raise TypeError(type_message)
+    try:
+        count = (len(spacing) if issequenceiterable(spacing) else 1) if ndim is None else ndim  # type: ignore[arg-type]
+        per_axis = ensure_tuple_rep(spacing, count)
+    except TypeError:
+        raise TypeError(type_message) from None
+    except ValueError:
+        raise ValueError(f"spacing must have one value per spatial axis ({ndim}), got {spacing!r}.") from None
+    try:
+        values = tuple(float(s) for s in per_axis)
+    except (TypeError, ValueError):
+        raise TypeError(type_message) from None
     if not all(math.isfinite(s) and s > 0 for s in values):
         raise ValueError(f"spacing values must be finite and positive, got {spacing!r}.")
     return values
@@ -109,7 +170,12 @@ def carve_borders(instances: np.ndarray, connectivity: int | None = None) -> tup
         [[1, 0, 0, 2]]
     """
     instances = _as_label_array(instances)
-    footprint = _footprint(instances.ndim, connectivity)
+    return _carve_borders(instances, check_connectivity(connectivity, instances.ndim))  # type: ignore[arg-type]
+
+
+def _carve_borders(instances: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    """:py:func:`carve_borders` of a checked label array and an int ``connectivity`` in ``[1, ndim]``."""
+    footprint = ndi.generate_binary_structure(instances.ndim, connectivity)
     fg = instances != 0
     # largest and smallest foreground id in each neighbourhood (background excluded from the minimum)
     hi = ndi.maximum_filter(instances, footprint=footprint, mode="constant", cval=0)
@@ -129,7 +195,10 @@ def separation_border_radius(
     as ``d2 > sigma * sqrt(2 ln(w0 / tol)) - min(spacing)``. Returns ``-inf`` when the term can never reach
     ``tol`` (``tol >= w0``); ``tol`` must be ``> 0``.
     """
-    s_min = min(_spacing_tuple(spacing, ndim))
+    return _border_radius(w0, sigma, tol, min(_spacing_tuple(spacing, ndim)))
+
+
+def _border_radius(w0: float, sigma: float, tol: float, s_min: float) -> float:
     if w0 <= tol:
         return -math.inf
     return sigma * math.sqrt(2.0 * math.log(w0 / tol)) - s_min
@@ -403,16 +472,17 @@ def separation_border_term(
         True
     """
     instances = _as_label_array(instances)
-    ndim = instances.ndim
-    spacing_t = _spacing_tuple(spacing, ndim)
-    if not (math.isfinite(w0) and w0 >= 0):
-        raise ValueError(f"w0 must be a finite number >= 0, got {w0}.")
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma}.")
-    if not (math.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be a finite number > 0 (e.g. 1e-9 for float32-exact results), got {tol}.")
+    spacing_t = _spacing_tuple(spacing, instances.ndim)
+    w0, sigma, tol = _check_term(w0, sigma, tol)
+    return _separation_border_term(instances, w0, sigma, spacing_t, tol)
+
+
+def _separation_border_term(
+    instances: np.ndarray, w0: float, sigma: float, spacing_t: tuple[float, ...], tol: float
+) -> np.ndarray:
+    """:py:func:`separation_border_term` of checked arguments (``spacing_t``: one float per axis)."""
     out = np.zeros(instances.shape, np.float32)
-    radius = separation_border_radius(w0, sigma, tol, spacing_t, ndim)
+    radius = _border_radius(w0, sigma, tol, min(spacing_t))
     if w0 == 0 or radius < min(spacing_t):
         return out
     ids, n = _relabel_consecutive(instances)
@@ -443,25 +513,22 @@ def class_balance_weights(
     Returns:
         float32 array with the shape of ``target``.
     """
-    target = np.asarray(target)
+    return _class_balance_weights(np.asarray(target), _check_class_weights(class_weights, num_classes), num_classes)
+
+
+def _class_balance_weights(
+    target: np.ndarray, class_weights: str | tuple[float, ...] | None, num_classes: int = 2
+) -> np.ndarray:
+    """:py:func:`class_balance_weights` of checked ``class_weights`` (:py:func:`_check_class_weights`)."""
     if class_weights is None:
         return np.ones(target.shape, np.float32)
-    if isinstance(class_weights, str):
-        if class_weights != "balanced":
-            raise ValueError(
-                f"class_weights must be 'balanced', None or a sequence of {num_classes} numbers, got {class_weights!r}."
-            )
+    if isinstance(class_weights, str):  # "balanced"
         counts = np.bincount(target.ravel().astype(np.int64), minlength=num_classes).astype(np.float64)
         present = counts > 0
         table = np.zeros(counts.size)
         table[present] = target.size / (present.sum() * counts[present])
     else:
-        table = np.asarray(class_weights, np.float64).reshape(-1)
-        if table.size != num_classes or not np.all(np.isfinite(table)) or np.any(table < 0):
-            raise ValueError(
-                f"class_weights must be 'balanced', None or {num_classes} finite non-negative numbers "
-                f"(background, foreground), got {class_weights!r}."
-            )
+        table = np.asarray(class_weights, np.float64)
     return table.astype(np.float32)[target]
 
 
@@ -513,10 +580,31 @@ def unet_weight_map(
     labels = _as_label_array(labels)
     if labels.ndim not in (2, 3):
         raise ValueError(f"labels must have 2 or 3 spatial dimensions, got shape {labels.shape}.")
-    instances, _ = label_instances(labels, label_type=label_type, connectivity=connectivity)
+    label_type = _resolve_label_type(labels, _look_up_label_type(label_type))
+    if label_type == "binary" or carve:  # connectivity only matters for components and carving
+        connectivity = check_connectivity(connectivity, labels.ndim)
+    class_weights = _check_class_weights(class_weights)
+    spacing_t = _spacing_tuple(spacing, labels.ndim)
+    w0, sigma, tol = _check_term(w0, sigma, tol)
+    return _unet_weight_map(labels, w0, sigma, class_weights, spacing_t, carve, connectivity, label_type, tol)
+
+
+def _unet_weight_map(
+    labels: np.ndarray,
+    w0: float,
+    sigma: float,
+    class_weights: str | tuple[float, ...] | None,
+    spacing_t: tuple[float, ...],
+    carve: bool,
+    connectivity: int | None,
+    label_type: str,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:py:func:`unet_weight_map` of checked arguments; the core that ``UNetWeightMap`` calls too."""
+    instances, _ = _label_instances(labels, label_type, connectivity)
     if carve:
-        instances, _ = carve_borders(instances, connectivity=connectivity)
+        instances, _ = _carve_borders(instances, connectivity)  # type: ignore[arg-type]
     target = (instances > 0).astype(np.uint8)
-    weight = class_balance_weights(target, class_weights)
-    weight += separation_border_term(instances, w0=w0, sigma=sigma, spacing=spacing, tol=tol)
+    weight = _class_balance_weights(target, class_weights)
+    weight += _separation_border_term(instances, w0, sigma, spacing_t, tol)
     return weight, target
