@@ -74,14 +74,23 @@ def _suffix(path: Path) -> str:
 
 def _tiff_layout(path: Path) -> tuple[int, bool]:
     """(number of slices, colour) of a TIFF, from its header only; 0 slices means a 2D image."""
+    with _open_tiff(path) as tf:
+        return _series_layout(path, tf.series[0])
+
+
+def _open_tiff(path: Path) -> Any:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tf:
-            series = tf.series[0]
-            axes, shape = series.axes, series.shape
+        tf = tifffile.TiffFile(path)
+        tf.series[0]  # parse the header now: a broken file fails here, with the file's name
+        return tf
     except Exception as e:
         raise BundleInputError(f"{path} is not a readable TIFF ({str(e).splitlines()[0][:160]}).") from None
+
+
+def _series_layout(path: Path, series: Any) -> tuple[int, bool]:
+    axes, shape = series.axes, series.shape
     colour = "S" in axes and shape[axes.index("S")] in (3, 4)
     extra = [(a, n) for a, n in zip(axes, shape) if a not in "YXS" and n > 1]
     if len(extra) > 1:
@@ -226,11 +235,9 @@ def read_slice(path: str | Path, slice_index: int = -1) -> np.ndarray:
     path = Path(path)
     suffix = _suffix(path)
     if suffix in TIFF_SUFFIXES:
-        import tifffile
-
-        n, colour = _tiff_layout(path)
-        with tifffile.TiffFile(path) as tf:
+        with _open_tiff(path) as tf:  # one open per slice: the layout from the same header
             series = tf.series[0]
+            n, colour = _series_layout(path, series)
             if n and len(series.pages) == n:
                 page = series.pages[slice_index]
                 arr, axes = page.asarray(), page.axes
