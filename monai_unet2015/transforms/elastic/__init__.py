@@ -13,15 +13,9 @@
 
 from __future__ import annotations
 
+from . import dictionary
 from .array import GridElastic, RandGridElastic, as_coarse_displacement, elastic_sigma_in_pixels
-from .dictionary import (
-    GridElasticD,
-    GridElasticd,
-    GridElasticDict,
-    RandGridElasticD,
-    RandGridElasticd,
-    RandGridElasticDict,
-)
+from .dictionary import *  # noqa: F401,F403  (the dictionary transforms and their D / Dict aliases)
 from .functional import (
     ELASTIC_MODES,
     ELASTIC_PADDING_MODES,
@@ -39,12 +33,7 @@ from .functional import (
 __all__ = [
     "GridElastic",
     "RandGridElastic",
-    "GridElasticd",
-    "GridElasticD",
-    "GridElasticDict",
-    "RandGridElasticd",
-    "RandGridElasticD",
-    "RandGridElasticDict",
+    *dictionary.__all__,
     "ELASTIC_MODES",
     "ELASTIC_PADDING_MODES",
     "as_coarse_displacement",

@@ -26,19 +26,27 @@ from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
 from monai.transforms.inverse import InvertibleTransform
 from monai.transforms.transform import RandomizableTransform
-from monai.utils import GridSampleMode, GridSamplePadMode, TraceKeys, TransformBackends
+from monai.utils import GridSampleMode, GridSamplePadMode, TraceKeys, TransformBackends, ensure_tuple_rep
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
 
-from .functional import grid_elastic, grid_elastic_inverse, look_up_elastic_mode, look_up_elastic_padding_mode
+from .functional import (
+    _as_float_displacement,
+    grid_elastic,
+    grid_elastic_inverse,
+    look_up_elastic_mode,
+    look_up_elastic_padding_mode,
+)
 
 __all__ = ["GridElastic", "RandGridElastic", "elastic_sigma_in_pixels", "as_coarse_displacement"]
 
 
 def _per_axis(value: Any, spatial_dims: int, name: str) -> tuple[float, ...]:
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
-        return (float(value),) * spatial_dims
-    if isinstance(value, (Sequence, np.ndarray, torch.Tensor)) and len(value) == spatial_dims:
-        return tuple(float(v) for v in value)
+    # one float per spatial axis (monai's ensure_tuple_rep), with an error that names the argument
+    if not isinstance(value, (bool, np.bool_, str)):
+        try:
+            return tuple(float(v) for v in ensure_tuple_rep(value, spatial_dims))
+        except (TypeError, ValueError):
+            pass
     raise ValueError(f"{name} must be a number or a sequence of {spatial_dims} numbers, got {value!r}.")
 
 
@@ -74,9 +82,7 @@ def as_coarse_displacement(displacement: NdarrayOrTensor, spatial_dims: int) -> 
     """Validate a coarse displacement grid ``(spatial_dims, G_0, ..., G_{d-1})`` (pixels) and return a float tensor."""
     if not isinstance(displacement, (torch.Tensor, np.ndarray, Sequence)):
         raise TypeError(f"displacement must be a tensor or array, got {type(displacement).__name__}.")
-    disp = displacement.as_tensor() if isinstance(displacement, MetaTensor) else torch.as_tensor(displacement)
-    if not disp.dtype.is_floating_point:
-        disp = disp.float()
+    disp = _as_float_displacement(displacement)
     if disp.ndim != spatial_dims + 1 or disp.shape[0] != spatial_dims or any(g < 2 for g in disp.shape[1:]):
         raise ValueError(
             f"displacement must have shape (spatial_dims, G_0, ..., G_d-1) = ({spatial_dims}, >=2, ...) for a "
@@ -162,8 +168,7 @@ class GridElastic(InvertibleTransform):
         img_t = convert_to_tensor(img, track_meta=get_track_meta())
         if self.device is not None:
             img_t = img_t.to(self.device)
-        plain = img_t.as_tensor() if isinstance(img_t, MetaTensor) else img_t
-        out = grid_elastic(plain, disp_t, mode_, padding_)
+        out = grid_elastic(convert_to_tensor(img_t, track_meta=False), disp_t, mode_, padding_)
         out, *_ = convert_to_dst_type(out, dst=img_t, dtype=out.dtype, device=out.device)
         self.push_transform(
             out,
@@ -180,7 +185,7 @@ class GridElastic(InvertibleTransform):
         """
         transform = self.pop_transform(data)
         extra = transform[TraceKeys.EXTRA_INFO]
-        plain = data.as_tensor() if isinstance(data, MetaTensor) else data
+        plain = convert_to_tensor(data, track_meta=False)
         out = grid_elastic_inverse(plain, extra["displacement"], extra["mode"], extra["padding_mode"])
         out, *_ = convert_to_dst_type(out, dst=data, dtype=out.dtype, device=out.device)
         return out
@@ -263,13 +268,12 @@ class RandGridElastic(RandomizableTransform, InvertibleTransform):
         self.displacement: torch.Tensor | None = None
 
     def _grid_shape(self, spatial_dims: int) -> tuple[int, ...]:
-        if isinstance(self.grid_size, Sequence):
-            if len(self.grid_size) != spatial_dims:
-                raise ValueError(
-                    f"grid_size must have one value per spatial axis ({spatial_dims}), got {self.grid_size!r}."
-                )
-            return tuple(int(g) for g in self.grid_size)
-        return (int(self.grid_size),) * spatial_dims
+        try:
+            return tuple(int(g) for g in ensure_tuple_rep(self.grid_size, spatial_dims))
+        except ValueError:
+            raise ValueError(
+                f"grid_size must have one value per spatial axis ({spatial_dims}), got {self.grid_size!r}."
+            ) from None
 
     def zero_displacement(self, spatial_dims: int) -> torch.Tensor:
         """A zero coarse grid of this transform's grid shape (the identity)."""

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
 from monai.transforms.inverse import InvertibleTransform
 from monai.transforms.transform import MapTransform, RandomizableTransform
@@ -40,10 +39,6 @@ __all__ = [
 ]
 
 
-def _plain(x: torch.Tensor) -> torch.Tensor:
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
-
-
 class _ElasticMapMixin:
     """Deform all keys with one field (one ``grid_sample`` per mode/dtype group) and record one trace per key."""
 
@@ -51,6 +46,15 @@ class _ElasticMapMixin:
     mode: tuple
     padding_mode: tuple
     device: torch.device | str | None
+
+    def _set_modes(self, mode: Any, padding_mode: Any, device: torch.device | str | None) -> None:
+        """One mode and padding mode per key (checked now, as the array transforms do) and the compute device."""
+        self.mode = ensure_tuple_rep(mode, len(self.keys))
+        self.padding_mode = ensure_tuple_rep(padding_mode, len(self.keys))
+        for m, p in zip(self.mode, self.padding_mode):
+            look_up_elastic_mode(m)
+            look_up_elastic_padding_mode(p)
+        self.device = device
 
     def _deform(self, d: dict, displacement: torch.Tensor | None, do_transform: bool) -> dict:
         items = list(self.key_iterator(d, self.mode, self.padding_mode))  # type: ignore[attr-defined]
@@ -73,7 +77,7 @@ class _ElasticMapMixin:
         pads = [look_up_elastic_padding_mode(p) for _, _, p in items]
         if do_transform:
             disp = as_coarse_displacement(displacement, nd)  # type: ignore[arg-type]
-            outs = grid_elastic([_plain(t) for t in tensors], disp, modes, pads)
+            outs = grid_elastic([convert_to_tensor(t, track_meta=False) for t in tensors], disp, modes, pads)
             outs = [convert_to_dst_type(o, dst=t, dtype=o.dtype, device=o.device)[0] for o, t in zip(outs, tensors)]
             record = disp.detach().cpu()
         else:
@@ -94,7 +98,8 @@ class _ElasticMapMixin:
             if not transform[TraceKeys.DO_TRANSFORM]:
                 continue
             extra = transform[TraceKeys.EXTRA_INFO]
-            out = grid_elastic_inverse(_plain(d[key]), extra["displacement"], extra["mode"], extra["padding_mode"])
+            plain = convert_to_tensor(d[key], track_meta=False)
+            out = grid_elastic_inverse(plain, extra["displacement"], extra["mode"], extra["padding_mode"])
             d[key] = convert_to_dst_type(out, dst=d[key], dtype=out.dtype, device=out.device)[0]
         return d
 
@@ -138,12 +143,7 @@ class GridElasticd(_ElasticMapMixin, MapTransform, InvertibleTransform):
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         self.displacement = as_coarse_displacement(displacement, len(displacement))
-        self.mode = ensure_tuple_rep(mode, len(self.keys))
-        self.padding_mode = ensure_tuple_rep(padding_mode, len(self.keys))
-        for m, p in zip(self.mode, self.padding_mode):
-            look_up_elastic_mode(m)
-            look_up_elastic_padding_mode(p)
-        self.device = device
+        self._set_modes(mode, padding_mode, device)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         return self._deform(dict(data), self.displacement, True)
@@ -204,12 +204,7 @@ class RandGridElasticd(_ElasticMapMixin, RandomizableTransform, MapTransform, In
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
         self.rand_elastic = RandGridElastic(sigma=sigma, grid_size=grid_size, spacing=spacing, prob=1.0)
-        self.mode = ensure_tuple_rep(mode, len(self.keys))
-        self.padding_mode = ensure_tuple_rep(padding_mode, len(self.keys))
-        for m, p in zip(self.mode, self.padding_mode):
-            look_up_elastic_mode(m)
-            look_up_elastic_padding_mode(p)
-        self.device = device
+        self._set_modes(mode, padding_mode, device)
 
     def set_random_state(
         self, seed: int | None = None, state: np.random.RandomState | None = None

@@ -30,13 +30,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from monai.data import MetaTensor
+from monai.utils import convert_to_tensor, ensure_tuple_rep
 
 from ..resample.bspline import bspline_upsampling_matrix, spline_prefilter
-from ..resample.grid import coarse_sampling_grid, sampling_grid
+from ..resample.grid import _upsampling_matrices, coarse_sampling_grid, sampling_grid
 from ..resample.grid_sample import RESAMPLE_PADDING_MODES
 from ..resample.inverse import invert_displacement
 from ..resample.warping import (
@@ -93,30 +92,18 @@ def dense_displacement(displacement: torch.Tensor, spatial_shape: Sequence[int])
         >>> u.shape, round(float(u[0, 2, 3]), 4), round(float(u[0, 0, 0]), 4)  # the nodes are interpolated
         (torch.Size([2, 5, 7]), 4.0, 0.0)
     """
-    spatial_shape = tuple(int(s) for s in spatial_shape)
-    nd = len(spatial_shape)
-    if displacement.ndim != nd + 1 or displacement.shape[0] != nd:
-        raise ValueError(
-            f"displacement must have shape (spatial_dims, *grid_shape) = ({nd}, ...) for spatial_shape "
-            f"{spatial_shape}, got {tuple(displacement.shape)}."
-        )
+    _, mats = _upsampling_matrices(displacement, spatial_shape)  # checks the shapes, as coarse_sampling_grid does
     out = displacement
-    for a in range(nd):
-        m = bspline_upsampling_matrix(spatial_shape[a], displacement.shape[1 + a], out.dtype, out.device)
+    for a, m in enumerate(mats):
         out = torch.movedim(torch.tensordot(out, m, dims=([1 + a], [1])), -1, 1 + a)
     return out.contiguous()
 
 
-def _as_list(x, n: int) -> list:
-    if isinstance(x, (str, int, np.integer)) or not isinstance(x, Sequence):
-        return [x] * n
-    if len(x) != n:
-        raise ValueError(f"expected one value or {n} values, got {len(x)}: {x!r}.")
-    return list(x)
-
-
 def _as_float_displacement(displacement: torch.Tensor) -> torch.Tensor:
-    disp = torch.as_tensor(displacement)
+    # a plain floating tensor (MetaTensor unwrapped, arrays and nested sequences converted, integers to float32)
+    disp = convert_to_tensor(displacement, wrap_sequence=True, track_meta=False)
+    if not isinstance(disp, torch.Tensor):  # strings and object arrays, which convert_to_tensor passes through
+        raise TypeError(f"displacement must be a tensor or array of numbers, got {type(displacement).__name__}.")
     return disp if disp.dtype.is_floating_point else disp.float()
 
 
@@ -157,8 +144,6 @@ def grid_elastic(
     """
     single = isinstance(images, torch.Tensor)
     imgs = [images] if single else list(images)  # type: ignore[list-item]
-    # plain tensors inside (MetaTensor's per-op bookkeeping is not needed here); the transforms restore the meta
-    imgs = [x.as_tensor() if isinstance(x, MetaTensor) else x for x in imgs]
     if not imgs:
         return []
     for k, img in enumerate(imgs):
@@ -168,10 +153,12 @@ def grid_elastic(
             raise ValueError(
                 f"images must be channel-first 2D (C, H, W) or 3D (C, D, H, W), got shape {tuple(img.shape)}."
             )
+    # plain tensors inside (MetaTensor's per-op bookkeeping is not needed here); the transforms restore the meta
+    imgs = [convert_to_tensor(x, track_meta=False) for x in imgs]
     spatial = tuple(imgs[0].shape[1:])
     device = imgs[0].device
-    modes = _as_list(mode, len(imgs))
-    pads = _as_list(padding_mode, len(imgs))
+    modes = ensure_tuple_rep(mode, len(imgs))
+    pads = ensure_tuple_rep(padding_mode, len(imgs))
     for m, p in zip(modes, pads):  # validate even when nothing is resampled
         look_up_elastic_mode(m, len(spatial))
         look_up_elastic_padding_mode(p)
@@ -216,8 +203,7 @@ def grid_elastic_inverse(
         (True, True)
     """
     disp = _as_float_displacement(displacement)
-    if isinstance(image, MetaTensor):
-        image = image.as_tensor()
+    image = convert_to_tensor(image, track_meta=False)
     nd = image.ndim - 1
     look_up_elastic_mode(mode, nd)
     look_up_elastic_padding_mode(padding_mode)

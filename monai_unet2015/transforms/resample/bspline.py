@@ -28,7 +28,7 @@ import math
 
 import torch
 
-from .grid_sample import RESAMPLE_PADDING_MODES, threaded_grid_sample
+from .grid_sample import look_up_resample_padding_mode, threaded_grid_sample
 
 __all__ = ["bspline_upsampling_matrix", "spline_prefilter", "bspline_resample"]
 
@@ -168,7 +168,7 @@ def bspline_resample(x: torch.Tensor, dense: torch.Tensor, padding_mode: str = "
         x: floating image ``(C, *spatial)``, 2D or 3D.
         dense: per-pixel displacement ``(spatial_dims, *spatial)`` in pixels, array-axis order (component ``a``
             moves along spatial axis ``a``), same dtype and device as ``x``.
-        padding_mode: one of :py:data:`RESAMPLE_PADDING_MODES`.
+        padding_mode: one of :py:data:`~.grid_sample.RESAMPLE_PADDING_MODES` (case-insensitive).
 
     Returns:
         ``(C, *spatial)``, dtype of ``x``.
@@ -183,8 +183,11 @@ def bspline_resample(x: torch.Tensor, dense: torch.Tensor, padding_mode: str = "
         >>> torch.allclose(out[..., :-1], x[..., 1:], atol=1e-6)  # the spline interpolates the pixels
         True
     """
-    if padding_mode not in RESAMPLE_PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {RESAMPLE_PADDING_MODES}, got {padding_mode!r}.")
+    return _bspline_resample(x, dense, look_up_resample_padding_mode(padding_mode))
+
+
+def _bspline_resample(x: torch.Tensor, dense: torch.Tensor, padding_mode: str) -> torch.Tensor:
+    # bspline_resample without the argument check, for warp_lazy (which checks its padding modes once)
     nd = dense.shape[0]
     spatial = dense.shape[1:]
     coeff = spline_prefilter(x, nd).unsqueeze(0)

@@ -57,6 +57,22 @@ def sampling_grid(dense: torch.Tensor) -> torch.Tensor:
     return grid
 
 
+def _upsampling_matrices(
+    displacement: torch.Tensor, spatial_shape: Sequence[int]
+) -> tuple[tuple[int, ...], list[torch.Tensor]]:
+    # the image size as ints and one bspline_upsampling_matrix per axis (dtype and device of ``displacement``)
+    # for a coarse grid (spatial_dims, G_0, ..., G_{d-1}); shared with elastic.functional.dense_displacement
+    spatial = tuple(int(s) for s in spatial_shape)
+    nd = len(spatial)
+    if displacement.ndim != nd + 1 or displacement.shape[0] != nd:
+        raise ValueError(
+            f"displacement must have shape (spatial_dims, *grid_shape) = ({nd}, ...) for spatial_shape "
+            f"{spatial}, got {tuple(displacement.shape)}."
+        )
+    dt, dev = displacement.dtype, displacement.device
+    return spatial, [bspline_upsampling_matrix(n, g, dt, dev) for n, g in zip(spatial, displacement.shape[1:])]
+
+
 def coarse_sampling_grid(displacement: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
     """The sampling grid of a coarse displacement grid's cubic B-spline interpolant, as one matrix product.
 
@@ -85,17 +101,11 @@ def coarse_sampling_grid(displacement: torch.Tensor, spatial_shape: Sequence[int
         >>> [round(v, 4) for v in grid[0, 0, :, 0].tolist()]  # x = 2 (i + 2) / 4 - 1
         [0.0, 0.5, 1.0, 1.5, 2.0]
     """
-    spatial = tuple(int(s) for s in spatial_shape)
+    spatial, mats = _upsampling_matrices(displacement, spatial_shape)
     nd = len(spatial)
-    if displacement.ndim != nd + 1 or displacement.shape[0] != nd:
-        raise ValueError(
-            f"displacement must have shape (spatial_dims, *grid_shape) = ({nd}, ...) for spatial_shape "
-            f"{spatial}, got {tuple(displacement.shape)}."
-        )
     dt, dev = displacement.dtype, displacement.device
     grid_shape = tuple(displacement.shape[1:])
     scales = [2.0 / (n - 1) if n > 1 else 0.0 for n in spatial]
-    mats = [bspline_upsampling_matrix(n, g, dt, dev) for n, g in zip(spatial, grid_shape)]
     ones = [torch.ones(n, 1, dtype=dt, device=dev) for n in spatial]
     lins = [(torch.arange(n, dtype=dt, device=dev) * s - 1.0).view(n, 1) for n, s in zip(spatial, scales)]
     last_k = grid_shape[-1] + 1

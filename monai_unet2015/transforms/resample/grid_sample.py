@@ -30,11 +30,33 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["RESAMPLE_PADDING_MODES", "threaded_grid_sample"]
+from monai.utils import look_up_option
+
+__all__ = ["RESAMPLE_PADDING_MODES", "look_up_resample_padding_mode", "threaded_grid_sample"]
 
 #: Accepted padding modes (``torch.nn.functional.grid_sample``); ``"reflection"`` mirrors about the border pixel
 #: centres (SciPy's ``mode="mirror"``).
 RESAMPLE_PADDING_MODES = ("zeros", "border", "reflection")
+
+
+def look_up_resample_padding_mode(padding_mode: str) -> str:
+    """Canonical padding mode (one of :py:data:`RESAMPLE_PADDING_MODES`); ``ValueError`` otherwise.
+
+    The one check of a padding mode: the public entry points (:py:func:`~.warping.warp`,
+    :py:func:`~.warping.warp_lazy`, :py:func:`~.bspline.bspline_resample`) call it once.
+
+    Examples::
+
+        >>> look_up_resample_padding_mode("Reflection")
+        'reflection'
+    """
+    p = None
+    if isinstance(padding_mode, str):  # also GridSamplePadMode members
+        name = str(padding_mode.value if hasattr(padding_mode, "value") else padding_mode).lower()
+        p = look_up_option(name, RESAMPLE_PADDING_MODES, default=None)
+    if p is None:  # our message: it names the argument
+        raise ValueError(f"padding_mode must be one of {RESAMPLE_PADDING_MODES}, got {padding_mode!r}.")
+    return p
 
 
 def threaded_grid_sample(

@@ -24,9 +24,11 @@ from typing import Callable, Union
 import numpy as np
 import torch
 
-from .bspline import bspline_resample
+from monai.utils import look_up_option
+
+from .bspline import _bspline_resample
 from .grid import sampling_grid
-from .grid_sample import RESAMPLE_PADDING_MODES, threaded_grid_sample
+from .grid_sample import RESAMPLE_PADDING_MODES, look_up_resample_padding_mode, threaded_grid_sample
 
 __all__ = [
     "RESAMPLE_MODES",
@@ -63,12 +65,11 @@ def look_up_resample_mode(mode: ModeType, spatial_dims: int | None = None) -> st
     """
     m: str | int | None = None
     if isinstance(mode, str):  # also GridSampleMode members
-        m = str(mode.value if hasattr(mode, "value") else mode).lower()
-        if m not in ("nearest", "bilinear", "bicubic"):
-            m = None
+        name = str(mode.value if hasattr(mode, "value") else mode).lower()
+        m = look_up_option(name, ("nearest", "bilinear", "bicubic"), default=None)
     elif isinstance(mode, (int, np.integer)) and not isinstance(mode, (bool, np.bool_)):
-        m = {0: "nearest", 1: "bilinear", 3: _SPLINE3}.get(int(mode))
-    if m is None:
+        m = look_up_option(int(mode), {0: "nearest", 1: "bilinear", 3: _SPLINE3}, default=None)
+    if m is None:  # our message: it names the argument and the 2D-only / spline-order aliases
         raise ValueError(
             f"mode must be one of {RESAMPLE_MODES} ('nearest'/0, 'bilinear'/1, 'bicubic' (2D cubic convolution), "
             f"3 (cubic B-spline, 2D and 3D)), got {mode!r}."
@@ -79,20 +80,6 @@ def look_up_resample_mode(mode: ModeType, spatial_dims: int | None = None) -> st
             "use mode=3 (cubic B-spline) or 'bilinear' for 3D."
         )
     return m
-
-
-def look_up_resample_padding_mode(padding_mode: str) -> str:
-    """Canonical padding mode (one of :py:data:`RESAMPLE_PADDING_MODES`); ``ValueError`` otherwise.
-
-    Examples::
-
-        >>> look_up_resample_padding_mode("Reflection")
-        'reflection'
-    """
-    p = str(padding_mode.value if hasattr(padding_mode, "value") else padding_mode).lower()
-    if not isinstance(padding_mode, str) or p not in RESAMPLE_PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {RESAMPLE_PADDING_MODES}, got {padding_mode!r}.")
-    return p
 
 
 def _compute_dtype(x: torch.Tensor, mode: str | int) -> torch.dtype:
@@ -178,7 +165,7 @@ def warp_lazy(
         parts = [images[k].reshape(-1, *spatial).to(cdt) for k in members]
         x = parts[0] if len(parts) == 1 else torch.cat(parts, 0)
         if m == _SPLINE3:
-            y = bspline_resample(x, get_dense(cdt), p)
+            y = _bspline_resample(x, get_dense(cdt), p)  # p checked above
         else:
             y = threaded_grid_sample(x.unsqueeze(0), get_grid(cdt), str(m), p)[0]
         start = 0
