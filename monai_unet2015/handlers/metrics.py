@@ -28,14 +28,15 @@ from monai.handlers.ignite_metric import IgniteMetricHandler
 from monai.utils import MetricReduction
 
 from monai_unet2015.metrics.ctc import ForegroundIoUMetric, SEGMetric
+from monai_unet2015.metrics.instance_matching import InstanceErrorMetric
 from monai_unet2015.metrics.isbi2012 import PixelErrorMetric, RandErrorMetric, WarpingErrorMetric
 from monai_unet2015.metrics.sweep import DEFAULT_THRESHOLDS
 
-__all__ = ["PixelError", "RandError", "WarpingError", "ForegroundIoU", "SEGMeasure"]
+__all__ = ["PixelError", "RandError", "WarpingError", "ForegroundIoU", "SEGMeasure", "InstanceErrors"]
 
 
-class _ThresholdSweepHandler(IgniteMetricHandler):
-    """Records the scalar best error, and keeps the full sweep summary in ``self.details``."""
+class _SummaryHandler(IgniteMetricHandler):
+    """Records the metric's scalar, and keeps its summary (``metric_fn.aggregate_details()``) in ``self.details``."""
 
     def __init__(self, metric_fn, output_transform: Callable, save_details: bool) -> None:
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
@@ -49,7 +50,7 @@ class _ThresholdSweepHandler(IgniteMetricHandler):
         return result
 
 
-class PixelError(_ThresholdSweepHandler):
+class PixelError(_SummaryHandler):
     """ISBI 2012 pixel error over an evaluation (lower is better).
 
     See :py:class:`~monai_unet2015.metrics.PixelErrorMetric` and :py:func:`~monai_unet2015.metrics.pixel_error`.
@@ -85,7 +86,7 @@ class PixelError(_ThresholdSweepHandler):
         super().__init__(metric_fn, output_transform, save_details)
 
 
-class RandError(_ThresholdSweepHandler):
+class RandError(_SummaryHandler):
     """ISBI 2012 Rand error over an evaluation (lower is better).
 
     See :py:class:`~monai_unet2015.metrics.RandErrorMetric` and :py:func:`~monai_unet2015.metrics.rand_error`.
@@ -124,7 +125,7 @@ class RandError(_ThresholdSweepHandler):
         super().__init__(metric_fn, output_transform, save_details)
 
 
-class WarpingError(_ThresholdSweepHandler):
+class WarpingError(_SummaryHandler):
     """ISBI 2012 warping error over an evaluation, 2D; see :py:class:`~monai_unet2015.metrics.WarpingErrorMetric`.
 
     ``handler.details`` (and, with ``save_details``, ``engine.state.metric_details[name + "_summary"]``)
@@ -222,3 +223,34 @@ class SEGMeasure(IgniteMetricHandler):
     ) -> None:
         metric_fn = SEGMetric(average=average)
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
+
+
+class InstanceErrors(_SummaryHandler):
+    """One object count over an evaluation: reference, predicted, missed, false, split or merged objects.
+
+    See :py:func:`~monai_unet2015.metrics.instance_errors` for the definitions. ``handler.details`` (and, with
+    ``save_details``, ``engine.state.metric_details[name + "_summary"]``) holds all six counts.
+
+    Args:
+        count: ``"reference"``, ``"predicted"``, ``"missed"``, ``"false"``, ``"split"`` or ``"merged"``.
+        output_transform: extracts ``(y_pred, y)`` instance label maps from ``engine.state.output``.
+        save_details: store the per-image counts in ``engine.state.metric_details[name]`` and all six totals
+            in ``engine.state.metric_details[name + "_summary"]``.
+
+    Examples::
+
+        >>> import torch
+        >>> from ignite.engine import Engine
+        >>> ref = torch.tensor([[[[1, 1, 0, 2, 2, 0, 3, 3]]]])
+        >>> pred = torch.tensor([[[[4, 4, 4, 4, 4, 0, 0, 9]]]])
+        >>> engine = Engine(lambda engine, batch: batch)
+        >>> handler = InstanceErrors("merged")
+        >>> handler.attach(engine, "merged")
+        >>> engine.run([(pred, ref)]).metrics["merged"], handler.details.predicted
+        (2.0, 2)
+    """
+
+    def __init__(
+        self, count: str = "missed", output_transform: Callable = lambda x: x, save_details: bool = True
+    ) -> None:
+        super().__init__(InstanceErrorMetric(count), output_transform, save_details)

@@ -24,14 +24,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from monai_unet2015.handlers.metrics import _ThresholdSweepHandler
+from monai_unet2015.handlers.metrics import _SummaryHandler
 from monai_unet2015.metrics.sweep import DEFAULT_THRESHOLDS
 from monai_unet2015.metrics.vscores import VInfoMetric, VRandMetric
 
 __all__ = ["VRand", "VInfo"]
 
 
-class VRand(_ThresholdSweepHandler):
+class _VScoreHandler(_SummaryHandler):
+    """The constructor of :py:class:`VRand` and :py:class:`VInfo` (``_metric`` is the metric class)."""
+
+    _metric: type = VRandMetric
+
+    def __init__(
+        self,
+        thresholds: float | Sequence[float] = DEFAULT_THRESHOLDS,
+        polarity: str = "membrane",
+        connectivity: int = 1,
+        thinning: bool = True,
+        average: str = "pooled",
+        output_transform: Callable = lambda x: x,
+        save_details: bool = True,
+    ) -> None:
+        metric_fn = self._metric(
+            thresholds=thresholds, polarity=polarity, connectivity=connectivity, thinning=thinning, average=average
+        )
+        super().__init__(metric_fn, output_transform, save_details)
+
+
+class VRand(_VScoreHandler):
     """ISBI 2012 leaderboard V_rand over an evaluation (higher is better).
 
     See :py:class:`~monai_unet2015.metrics.VRandMetric` and :py:func:`~monai_unet2015.metrics.v_rand`.
@@ -58,36 +79,17 @@ class VRand(_ThresholdSweepHandler):
         (0.6667, 0.5)
     """
 
-    def __init__(
-        self,
-        thresholds: float | Sequence[float] = DEFAULT_THRESHOLDS,
-        polarity: str = "membrane",
-        connectivity: int = 1,
-        thinning: bool = True,
-        average: str = "pooled",
-        output_transform: Callable = lambda x: x,
-        save_details: bool = True,
-    ) -> None:
-        metric_fn = VRandMetric(
-            thresholds=thresholds, polarity=polarity, connectivity=connectivity, thinning=thinning, average=average
-        )
-        super().__init__(metric_fn, output_transform, save_details)
+    _metric = VRandMetric
 
 
-class VInfo(_ThresholdSweepHandler):
+class VInfo(_VScoreHandler):
     """ISBI 2012 leaderboard V_info over an evaluation (higher is better).
 
     See :py:class:`~monai_unet2015.metrics.VInfoMetric` and :py:func:`~monai_unet2015.metrics.v_info`.
 
     Args:
-        thresholds: binarisation level(s) of the probability map in [0, 1]; default 0.1, ..., 0.9.
-        polarity: ``"membrane"`` (1 = membrane, default) or ``"cell"`` (1 = cell), for prediction and label.
-        connectivity: 1 (4-connected in 2D, 6 in 3D, default) up to the number of spatial dimensions.
-        thinning: thin the predicted borders before scoring (default ``True``, the leaderboard's scores).
-        average: ``"pooled"`` (default, counts added over all images) or ``"images"`` (mean of per-image
-            scores, as Fiji's evaluation of a stack).
-        output_transform: extracts ``(y_pred, y)`` from ``engine.state.output``.
-        save_details: store per-image statistics and the result in ``engine.state.metric_details``.
+        thresholds, polarity, connectivity, thinning, average, output_transform, save_details: as
+            :py:class:`VRand`; ``average="images"`` averages the per-image scores, as Fiji's evaluation of a stack.
 
     Examples::
 
@@ -100,17 +102,4 @@ class VInfo(_ThresholdSweepHandler):
         1.0
     """
 
-    def __init__(
-        self,
-        thresholds: float | Sequence[float] = DEFAULT_THRESHOLDS,
-        polarity: str = "membrane",
-        connectivity: int = 1,
-        thinning: bool = True,
-        average: str = "pooled",
-        output_transform: Callable = lambda x: x,
-        save_details: bool = True,
-    ) -> None:
-        metric_fn = VInfoMetric(
-            thresholds=thresholds, polarity=polarity, connectivity=connectivity, thinning=thinning, average=average
-        )
-        super().__init__(metric_fn, output_transform, save_details)
+    _metric = VInfoMetric

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .contingency import *  # noqa: F401,F403
 from .ctc import *  # noqa: F401,F403
+from .instance_matching import *  # noqa: F401,F403
 from .isbi2012 import *  # noqa: F401,F403
 from .rand import *  # noqa: F401,F403
 from .simple_point import *  # noqa: F401,F403

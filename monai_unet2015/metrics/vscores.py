@@ -509,22 +509,7 @@ def v_info(
     ``average="images"`` does the same.
 
     Args:
-        y_pred: probability map in [0, 1], ``(H, W)`` or batch-first channel-first ``(B, 1, H, W)`` /
-            ``(B, 1, D, H, W)``; numpy or torch.
-        y: binary ground truth (0/1 or bool) of the same shape.
-        thresholds: binarisation level(s) in [0, 1]; default 0.1, 0.2, ..., 0.9. A pixel is predicted
-            as the class named by ``polarity`` when ``y_pred > t``.
-        polarity: what 1 means in ``y_pred`` and ``y``: ``"membrane"`` (default) or ``"cell"`` (as the
-            challenge's label PNGs, 255 = cell, and its submissions, 1 = cell).
-        connectivity: neighbourhood of the cell components and of the border flooding: 1 (default,
-            4-connected in 2D / 6 in 3D, as the challenge) up to the number of spatial dimensions.
-        thinning: ``True`` (default, the leaderboard's scores): thin the predicted borders first (see
-            :py:func:`thin_borders`); ``False``: predicted cells are the plain connected components and
-            every predicted membrane pixel inside a true cell is a singleton.
-        average: ``"pooled"`` (default): the counts of all images are added up at each threshold before
-            the scores are taken (pixels pair only within their image), one best threshold for the set;
-            ``"images"``: the per-image scores (and parts) are averaged at each threshold, images
-            without ground-truth cells skipped, as Fiji's stack evaluation does for V_info.
+        y_pred, y, thresholds, polarity, connectivity, thinning, average: as :py:func:`v_rand`.
 
     Returns:
         ``VScoreResult(score, split, merge, threshold, scores, splits, merges, thresholds)``.
@@ -619,11 +604,7 @@ class VInfoMetric(_VScoreMetric):
     highest V_info over the thresholds.
 
     Args:
-        thresholds: binarisation level(s) in [0, 1]; default 0.1, ..., 0.9.
-        polarity: ``"membrane"`` (1 = membrane, default) or ``"cell"`` (1 = cell), for ``y_pred`` and ``y``.
-        connectivity: 1 (4-connected in 2D, 6 in 3D, default) up to the number of spatial dimensions.
-        thinning: thin the predicted borders before scoring (default ``True``, the leaderboard's scores).
-        average: ``"pooled"`` (default, counts added over all images) or ``"images"`` (mean of per-image scores).
+        thresholds, polarity, connectivity, thinning, average: as :py:class:`VRandMetric`.
 
     Examples::
 
