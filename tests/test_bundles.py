@@ -32,7 +32,6 @@ import torch
 from PIL import Image
 
 from monai.bundle import ConfigParser, ckpt_export, run, verify_metadata, verify_net_in_out
-from monai.data import MetaTensor
 from monai.transforms import LoadImage
 from monai_unet2015.bundle import BundleInputError, latest_checkpoint, sha256sum
 from monai_unet2015.metrics import foreground_iou, pixel_error, rand_error, seg_measure
@@ -437,39 +436,3 @@ def test_multi_gpu_train_gloo_two_processes(tmp_path, tiny_data):
     # rank 0 logs and saves; validation ran on both ranks and was gathered
     assert "val_rand_error" in proc.stdout + proc.stderr
     assert len(list((root / "runs" / "test").glob("events.out.tfevents.*"))) >= 1
-
-
-# ------------------------------------------------------------------------------- LabelOverlay (the PNG overlay)
-def test_label_overlay_values_and_errors():
-    from monai_unet2015.transforms.overlay import LabelOverlay, LabelOverlayd, label_colors
-
-    image = MetaTensor(torch.tensor([[[0.0, 1.0], [2.0, 4.0]]]), meta={"filename_or_obj": "x.png"})
-    label = torch.tensor([[[0, 1], [2, 3]]])
-    out = LabelOverlay(alpha=0.25)(image, label)
-    assert isinstance(out, MetaTensor) and out.meta["filename_or_obj"] == "x.png" and out.shape == (3, 2, 2)
-    grey = np.array([[0.0, 63.75], [127.5, 255.0]])
-    colours = label_colors(3).numpy()
-    expected = np.stack([grey] * 3)
-    for (i, j), k in (((0, 1), 1), ((1, 0), 2), ((1, 1), 3)):
-        expected[:, i, j] = 0.75 * grey[i, j] + 0.25 * colours[k]
-    np.testing.assert_array_equal(out.numpy(), np.clip(np.round(expected), 0, 255))
-    assert out[:, 0, 0].tolist() == [0.0, 0.0, 0.0]  # background keeps its grey value
-    # a given table cycles for ids beyond it; numpy in, numpy out
-    table = [[0, 0, 0], [255, 0, 0], [0, 0, 255]]
-    o = LabelOverlay(alpha=1.0, colors=table)(np.zeros((1, 1, 3), np.float32), np.array([[[1, 2, 3]]]))
-    assert isinstance(o, np.ndarray)
-    np.testing.assert_array_equal(o[:, 0, :].T, [[255, 0, 0], [0, 0, 255], [255, 0, 0]])
-    d = LabelOverlayd("mask", overlay_keys="ov")({"image": image, "mask": label})
-    assert d["ov"].shape == (3, 2, 2) and "mask_overlay" not in d
-    with pytest.raises(ValueError, match="alpha"):
-        LabelOverlay(alpha=1.5)
-    with pytest.raises(ValueError, match="colors"):
-        LabelOverlay(colors=[[1, 2]])
-    with pytest.raises(ValueError, match="shape"):
-        LabelOverlay()(torch.zeros(1, 2, 2), torch.zeros(1, 2, 3))
-    with pytest.raises(ValueError, match="integer"):
-        LabelOverlay()(torch.zeros(1, 2, 2), torch.full((1, 2, 2), 0.5))
-    with pytest.raises(ValueError, match="non-negative"):
-        LabelOverlay()(torch.zeros(1, 2, 2), -torch.ones(1, 2, 2))
-    with pytest.raises(KeyError, match="image_key"):
-        LabelOverlayd("mask")({"mask": label})
