@@ -232,7 +232,7 @@ def test_cli_width_mismatch_and_corrupt_weights(bundles, tmp_path):
     # the CLI reads the width of the wider checkpoint from its tensors and runs
     proc = cli("--bundle", str(root), "--output", str(out), "--weights", str(wide), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(list(out.iterdir())) == 3
+    assert len(list(out.iterdir())) == 4  # prob, mask, neurons, overlay
 
 
 # ---------------------------------------------------------------------------------------- 4. TIFF stacks
@@ -255,6 +255,7 @@ def test_tiff_stack_segmented_slice_by_slice(bundles, tmp_path):
     for k in range(3):
         np.testing.assert_array_equal(prob[k], _read(ref / f"slice{k}_prob.tif"))
         np.testing.assert_array_equal(mask[k], _read(ref / f"slice{k}_mask.png"))
+        np.testing.assert_array_equal(_read(out / "volume_neurons.tif")[k], _read(ref / f"slice{k}_neurons.tif"))
         np.testing.assert_array_equal(_read(out / f"volume_overlay_z{k:04d}.png"), _read(ref / f"slice{k}_overlay.png"))
     assert not list(out.glob("*.partial*"))
     # the CLI takes the same path

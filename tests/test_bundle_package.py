@@ -261,5 +261,5 @@ def test_download_load_run_round_trip(tiny_bundle, tmp_path, monkeypatch):
     # run the downloaded bundle's inference on its shipped sample
     run(config_file=str(root / "configs" / "inference.json"), bundle_root=str(root))
     outputs = sorted(p.name for p in (root / "eval").iterdir())
-    assert outputs == ["isbi2012_test_00_mask.png", "isbi2012_test_00_overlay.png", "isbi2012_test_00_prob.tif"]
+    assert outputs == [f"isbi2012_test_00_{k}" for k in ("mask.png", "neurons.tif", "overlay.png", "prob.tif")]
     assert np.asarray(Image.open(root / "eval" / "isbi2012_test_00_overlay.png")).shape == (512, 512, 3)

@@ -85,7 +85,10 @@ def test_weights_match_the_configs(name):
     net.load_state_dict(state, strict=True)  # fp16 tensors are cast to the network's float32
     assert all(torch.isfinite(v).all() for v in state.values())
     meta = _config(name, "metadata.json")
-    assert set(meta["eval_metrics"]) == (set(EM_BARS) | {"warping_error"} if name == EM else set(CELLS_BARS))
+    # metadata reports every metric of evaluate.json (and its bars)
+    counts = {f"{k}_cells" for k in ("reference", "predicted", "missed", "false", "split", "merged")}
+    em = set(EM_BARS) | {"warping_error", "v_rand", "v_info", "neuron_rand_error"}
+    assert set(meta["eval_metrics"]) == (em if name == EM else set(CELLS_BARS) | counts)
 
 
 @pytest.mark.parametrize("name", (pytest.param(EM, marks=EM_RELEASED), pytest.param(CELLS, marks=CELLS_RELEASED)))
@@ -134,15 +137,21 @@ def test_em_weights_on_held_out_slices(tmp_path):
         dataset_dir=str(DATA / "isbi2012" / "train" / "image"), image_glob="2[0-4].png")
     import tifffile
 
-    errors, pixel = [], []
+    errors, pixel, neuron_errors = [], [], []
     for k in range(20, 25):
         label = np.asarray(Image.open(DATA / "isbi2012" / "train" / "label" / f"{k}.png")) > 127
         membrane = tifffile.imread(tmp_path / "pred" / f"{k}_prob.tif")
         cells = membrane < threshold
         pixel.append(np.mean(cells != label))
         errors.append(adapted_rand_error(ndimage.label(label)[0], ndimage.label(cells)[0])[0])
+        neurons = tifffile.imread(tmp_path / "pred" / f"{k}_neurons.tif")
+        assert neurons.dtype == np.uint16 and neurons.min() > 0  # every pixel belongs to a neuron
+        neuron_errors.append(adapted_rand_error(ndimage.label(label)[0], neurons.astype(np.int64))[0])
     assert np.mean(pixel) <= EM_BARS["pixel_error"], pixel
     assert np.mean(errors) <= 0.15, errors  # one fixed threshold, per-slice mean: looser than the pooled best
+    # the neuron instances are no worse than the membrane map, by the bundle's metric and by scikit-image's
+    assert metrics["neuron_rand_error"] <= metrics["rand_error"], metrics
+    assert np.mean(neuron_errors) <= np.mean(errors), (neuron_errors, errors)
 
 
 def _seg_reference(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -170,6 +179,9 @@ def test_cells_weights_on_held_out_frames(tmp_path):
     metrics = _evaluate(CELLS, DATA / "dic-hela", tmp_path / "eval")
     for key, bar in CELLS_BARS.items():
         assert metrics[key] >= bar, metrics
+    # the instances are cells, not fragments: at most 1.3 predicted objects per reference cell (issue bar)
+    assert metrics["reference_cells"] == 24 and metrics["predicted_cells"] <= 1.3 * metrics["reference_cells"], metrics
+    assert metrics["missed_cells"] + metrics["merged_cells"] + metrics["split_cells"] <= 0.25 * 24, metrics
     # inference.json on the held-out frames, scored here
     frames = _config(CELLS, "train.json")["val_frames"]
     images = tmp_path / "images"

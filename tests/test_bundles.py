@@ -368,9 +368,14 @@ def test_train_resume_and_evaluate(name, tmp_path, tiny_data):
     )
     with open(tmp_path / "metrics" / "metrics.csv") as f:
         metrics = {row[0]: row[1] for row in csv.reader(f) if row}
-    expected = {"rand_error", "pixel_error", "warping_error", "v_rand", "v_info"} if name == EM else {"seg", "iou"}
-    assert set(metrics) == expected
-    assert all(0.0 <= float(v) <= 1.0 for v in metrics.values())
+    counts = {f"{k}_cells" for k in ("reference", "predicted", "missed", "false", "split", "merged")}
+    scores = {"rand_error", "pixel_error", "warping_error", "v_rand", "v_info", "neuron_rand_error"} if name == EM else {
+        "seg", "iou"}
+    assert set(metrics) == (scores if name == EM else scores | counts)
+    assert all(0.0 <= float(metrics[k]) <= 1.0 for k in scores)
+    if name != EM:  # whole numbers of objects, the reference ones as many as the label maps hold
+        assert all(float(metrics[k]).is_integer() and float(metrics[k]) >= 0 for k in counts)
+        assert float(metrics["reference_cells"]) > 0
 
 
 def test_em_weight_map_option(tiny_data):

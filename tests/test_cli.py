@@ -48,19 +48,20 @@ def test_cli_equals_the_em_bundle_on_its_sample(tmp_path):
     )
     assert bundle.returncode == 0, bundle.stderr[-3000:]
     names = sorted(p.name for p in (tmp_path / "cli").iterdir())
-    assert names == ["isbi2012_test_00_mask.png", "isbi2012_test_00_overlay.png", "isbi2012_test_00_prob.tif"]
+    assert names == [f"isbi2012_test_00_{k}" for k in ("mask.png", "neurons.tif", "overlay.png", "prob.tif")]
     assert names == sorted(p.name for p in (tmp_path / "bundle").iterdir())
-    prob_cli, prob_bundle = _read(tmp_path / "cli" / names[2]), _read(tmp_path / "bundle" / names[2])
+    prob = "isbi2012_test_00_prob.tif"
+    prob_cli, prob_bundle = _read(tmp_path / "cli" / prob), _read(tmp_path / "bundle" / prob)
     assert np.abs(prob_cli - prob_bundle).max() <= 1e-6
-    for name in names[:2]:
+    for name in set(names) - {prob}:
         np.testing.assert_array_equal(_read(tmp_path / "cli" / name), _read(tmp_path / "bundle" / name))
     # the EM bundle's choices: membrane probability (channel 0) masked at its threshold of 0.7
     threshold = json.loads((DEFAULT_BUNDLE / "configs" / "inference.json").read_text())["threshold"]
-    np.testing.assert_array_equal(_read(tmp_path / "cli" / names[0]) == 255, prob_cli >= threshold)
+    np.testing.assert_array_equal(_read(tmp_path / "cli" / "isbi2012_test_00_mask.png") == 255, prob_cli >= threshold)
     membrane = float((prob_cli >= threshold).mean())
     assert 0.1 < membrane < 0.4  # a membrane map of an EM slice, not a random network's output
     summary = [line for line in cli.stdout.splitlines() if "Segmented 1 image" in line]
-    assert summary and str((tmp_path / "cli").resolve()) in summary[0] and "wrote 3 files" in summary[0]
+    assert summary and str((tmp_path / "cli").resolve()) in summary[0] and "wrote 4 files" in summary[0]
     # the sample the package ships is the bundle's sample
     assert _read(SAMPLE).tobytes() == _read(DEFAULT_BUNDLE / "sample" / "isbi2012_test_00.png").tobytes()
 

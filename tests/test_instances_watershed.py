@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -106,3 +108,53 @@ def test_types_meta_3d_and_errors():
         WatershedInstances(min_size=-1)
     with pytest.raises(ValueError, match=r"\(1, H, W\)"):
         WatershedInstances()(prob)
+    with pytest.raises(ValueError, match="membrane"):
+        WatershedInstances(polarity="membranes")
+
+
+def test_neurons_from_a_membrane_probability():
+    """EM: every pixel joins a neuron, the membranes are the borders, and the real labels of a slice are recovered."""
+    from PIL import Image
+
+    from monai_unet2015.metrics import adapted_rand_error
+
+    label = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "isbi2012" / "train" / "label" / "03.png"
+    if not label.is_file():
+        pytest.skip("needs ../shared/data")
+    cells = np.asarray(Image.open(label)) > 127
+    membrane = ndi.gaussian_filter((~cells).astype(np.float32), 1.0)  # a soft membrane map from the truth
+    neurons = watershed_instances(membrane, 0.0, 0.8, min_marker_size=5, min_size=0, fill_holes=False,
+                                  polarity="membrane")
+    np.testing.assert_array_equal(
+        neurons, watershed_instances(1.0 - membrane, 0.0, 0.8, min_marker_size=5, min_size=0, fill_holes=False)
+    )
+    assert neurons.min() == 1  # nothing left unassigned
+    truth = ndi.label(cells)[0]
+    assert adapted_rand_error(truth, neurons).error < 0.01
+    assert abs(int(neurons.max()) - int(truth.max())) <= 0.1 * truth.max()
+
+
+def test_holes_between_instances_and_one_pixel_holes():
+    """A hole shared by two instances takes the nearest instance pixel's id (as a whole-image distance
+    transform would); one-pixel and larger holes inside one instance take its id."""
+    from monai_unet2015.transforms.instances.watershed import _fill_holes
+
+    labels = np.zeros((30, 40), np.int32)
+    labels[2:28, 2:20] = 1
+    labels[2:28, 20:38] = 2
+    labels[8:22, 10:30] = 0  # a hole across the border of 1 and 2
+    labels[4, 5] = 0  # one-pixel hole in 1
+    labels[24:27, 30:34] = 0  # a small hole in 2
+    labels[0:2, 0:3] = 0  # background at the image border: not a hole
+    expect = labels.copy()
+    holes = ndi.binary_fill_holes(labels > 0) & (labels == 0)
+    idx = ndi.distance_transform_edt(labels == 0, return_distances=False, return_indices=True)
+    expect[holes] = labels[tuple(i[holes] for i in idx)]
+    out = _fill_holes(labels.copy())
+    assert (out[holes] > 0).all() and out[4, 5] == 1 and (out[24:27, 30:34] == 2).all() and (out[0:2, 0:3] == 0).all()
+    # away from the ties of the middle column, the shared hole is split by nearest instance pixel
+    np.testing.assert_array_equal(np.delete(out, [19, 20], axis=1), np.delete(expect, [19, 20], axis=1))
+    # 3D: a cavity inside one instance
+    vol = np.ones((7, 7, 7), np.int32)
+    vol[2:5, 2:5, 2:5] = 0
+    assert (_fill_holes(vol.copy()) == 1).all()

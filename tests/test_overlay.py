@@ -392,3 +392,20 @@ def test_bundle_overlay_options_are_valid():
     assert cells.colors == "adjacency" and cells.mode == "both"
     membranes = overlay_entry("unet2015_em_membranes")
     assert membranes.mode == "fill" and membranes.colors[1].tolist() == [255.0, 0.0, 0.0]
+
+
+def test_sparse_table_max_pool_equals_torch_max_pool():
+    """The overlay's separable sparse-table maximum equals torch's max pooling (1D, 2D, 3D, several radii)."""
+    import torch.nn.functional as F
+
+    from monai_unet2015.transforms.overlay import _max_pool
+
+    gen = torch.Generator().manual_seed(0)
+    for shape in [(37,), (40, 23), (9, 11, 13)]:
+        x = torch.randn(shape, generator=gen)
+        pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[x.ndim - 1]
+        for r in (1, 2, 3, 4, 5):
+            if 2 * r + 1 > 2 * min(shape):
+                continue
+            ref = pool(x[None, None], 2 * r + 1, stride=1, padding=r)[0, 0]
+            assert torch.equal(_max_pool(x, r), ref), (shape, r)

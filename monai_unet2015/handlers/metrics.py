@@ -29,10 +29,11 @@ from monai.utils import MetricReduction
 
 from monai_unet2015.metrics.ctc import ForegroundIoUMetric, SEGMetric
 from monai_unet2015.metrics.instance_matching import InstanceErrorMetric
+from monai_unet2015.metrics.rand import AdaptedRandErrorMetric
 from monai_unet2015.metrics.isbi2012 import PixelErrorMetric, RandErrorMetric, WarpingErrorMetric
 from monai_unet2015.metrics.sweep import DEFAULT_THRESHOLDS
 
-__all__ = ["PixelError", "RandError", "WarpingError", "ForegroundIoU", "SEGMeasure", "InstanceErrors"]
+__all__ = ["PixelError", "RandError", "WarpingError", "ForegroundIoU", "SEGMeasure", "InstanceErrors", "AdaptedRandError"]
 
 
 class _SummaryHandler(IgniteMetricHandler):
@@ -254,3 +255,30 @@ class InstanceErrors(_SummaryHandler):
         self, count: str = "missed", output_transform: Callable = lambda x: x, save_details: bool = True
     ) -> None:
         super().__init__(InstanceErrorMetric(count), output_transform, save_details)
+
+
+class AdaptedRandError(IgniteMetricHandler):
+    """Adapted Rand error of label maps over an evaluation (lower is better), e.g. EM neurons against the cells of
+    the ground truth; see :py:class:`~monai_unet2015.metrics.AdaptedRandErrorMetric`.
+
+    Args:
+        normalization: ``"n2"`` (default) or ``"pairs"``.
+        output_transform: extracts ``(y_pred, y)`` label maps from ``engine.state.output``.
+        save_details: store the per-image pair counts ``[AB, A, B]`` in ``engine.state.metric_details[name]``.
+
+    Examples::
+
+        >>> import torch
+        >>> from ignite.engine import Engine
+        >>> gt = torch.tensor([[[[1, 1, 0, 2, 2]]]])
+        >>> engine = Engine(lambda engine, batch: batch)
+        >>> AdaptedRandError().attach(engine, "neuron_rand_error")
+        >>> engine.run([(gt + 5, gt)]).metrics["neuron_rand_error"]
+        0.0
+    """
+
+    def __init__(
+        self, normalization: str = "n2", output_transform: Callable = lambda x: x, save_details: bool = True
+    ) -> None:
+        metric_fn = AdaptedRandErrorMetric(normalization)
+        super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)

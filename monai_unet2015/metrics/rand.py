@@ -21,14 +21,17 @@ membrane probability map.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 
-from ._validation import check_choice, check_label_map, to_numpy
+from monai.metrics import CumulativeIterationMetric
+
+from ._validation import batch_layout, buffered, check_batch, check_choice, check_label_map, to_numpy
 from .contingency import contingency_table
 
-__all__ = ["RandScore", "adapted_rand_error"]
+__all__ = ["RandScore", "adapted_rand_error", "AdaptedRandErrorMetric"]
 
 
 class RandScore(NamedTuple):
@@ -117,3 +120,43 @@ def adapted_rand_error(labels_true, labels_pred, normalization: str = "n2") -> R
         raise ValueError(f"{func}: labels_true and labels_pred must have the same shape, got {t.shape} and {p.shape}.")
     err, prec, rec = _rand_from_sums(_rand_sums(t, p, normalization))
     return RandScore(float(err), float(prec), float(rec))
+
+
+class AdaptedRandErrorMetric(CumulativeIterationMetric):
+    """Adapted Rand error of label maps (e.g. neurons) as a MONAI cumulative metric; see :py:func:`adapted_rand_error`.
+
+    Each call buffers the pair counts ``[AB, A, B]`` of every image ``(B, 3)``; :py:meth:`aggregate` pools them
+    over everything buffered (pixels pair only within their image) and returns ``1 - 2 AB / (A + B)``, as
+    :py:func:`~monai_unet2015.metrics.rand_error` pools a batch. Unlike :py:func:`~monai_unet2015.metrics.rand_error`
+    nothing is thresholded: ``y_pred`` is already a segmentation.
+
+    Args:
+        normalization: ``"n2"`` (default) or ``"pairs"``, see :py:func:`adapted_rand_error`.
+
+    Examples::
+
+        >>> import torch
+        >>> gt = torch.tensor([[[[1, 1, 0, 2, 2]]]])
+        >>> metric = AdaptedRandErrorMetric()
+        >>> _ = metric(y_pred=torch.ones_like(gt), y=gt)  # the two objects merged
+        >>> round(float(metric.aggregate()), 4)
+        0.3333
+    """
+
+    def __init__(self, normalization: str = "n2") -> None:
+        super().__init__()
+        self.normalization = check_choice(normalization, "normalization", ("n2", "pairs"), type(self).__name__)
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+        """Per-image ``[AB, A, B]`` ``(B, 3)`` of ``(B, 1, *spatial)`` label maps."""
+        func = type(self).__name__
+        check_batch(y_pred, y, func, y_is="the reference labels y are")
+        p, g = batch_layout(to_numpy(y_pred, "y_pred", func), to_numpy(y, "y", func), func, (2, 3))
+        p, g = check_label_map(p, "y_pred", func), check_label_map(g, "y", func)
+        sums = np.stack([_rand_sums(g[b], p[b], self.normalization) for b in range(p.shape[0])])
+        return torch.as_tensor(sums, dtype=torch.float64, device=y_pred.device)
+
+    def aggregate(self) -> torch.Tensor:  # type: ignore[override]
+        """The pooled adapted Rand error over everything buffered (a 0-d float64 tensor)."""
+        err, _, _ = _rand_from_sums(buffered(self).sum(dim=0).cpu().numpy())
+        return torch.tensor(float(err), dtype=torch.float64)

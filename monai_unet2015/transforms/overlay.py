@@ -119,17 +119,28 @@ def _spatial_shape(ids: torch.Tensor) -> tuple[int, ...]:
 def _max_pool(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Maximum over the ``(2 * radius + 1)``-cube around each pixel of ``x`` ``(*spatial)``; outside is ignored.
 
-    Separable: one 1D max pooling per axis (the maximum over a box is the maximum of the maxima along its axes).
+    Separable (the maximum over a box is the maximum of the maxima along its axes), and along each axis a
+    sparse table: maxima over windows of 1, 2, 4, ... pixels from shifted copies, then the window of
+    ``w = 2 * radius + 1`` as the maximum of two overlapping power-of-two windows. A few element-wise
+    ``torch.maximum`` per axis, several times faster than ``max_pool`` on the CPU, on any device.
     """
-    pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[x.ndim - 1]
-    out = x[None, None]
+    width = 2 * radius + 1
+    out = x
     for axis in range(x.ndim):
-        size = [1] * x.ndim
-        size[axis] = 2 * radius + 1
-        pad = [0] * x.ndim
-        pad[axis] = radius
-        out = pool(out, tuple(size), stride=1, padding=tuple(pad))
-    return out[0, 0]
+        pad = torch.full_like(out.narrow(axis, 0, 1), -float("inf")).expand(
+            *[radius if a == axis else n for a, n in enumerate(out.shape)]
+        )
+        m = torch.cat([pad, out, pad], dim=axis)
+        length = m.shape[axis]
+        covered = 1
+        while 2 * covered <= width:  # m[i] = max over [i, i + 2 covered) after this step
+            m = torch.maximum(m.narrow(axis, 0, length - covered), m.narrow(axis, covered, length - covered))
+            length -= covered
+            covered *= 2
+        rest = width - covered  # the window [i, i + width) = [i, i + covered) and [i + rest, i + rest + covered)
+        n = out.shape[axis]
+        out = torch.maximum(m.narrow(axis, 0, n), m.narrow(axis, rest, n))
+    return out
 
 
 def _exact_float(ids: torch.Tensor) -> torch.dtype:
@@ -461,13 +472,11 @@ class LabelOverlay(Transform):
         grey = (image_t - lo) / (hi - lo) * 255.0 if hi > lo else torch.zeros_like(image_t)
         table, rows = self._table(ids)
         colour = table[rows[0]].movedim(-1, 0)  # (3, *spatial)
-        out = grey.expand(3, *grey.shape[1:]).clone()
-        if self.mode in ("fill", "both"):
-            fg = (ids > 0).expand_as(out)
-            out[fg] = ((1.0 - self.alpha) * out + self.alpha * colour)[fg]
+        out = grey.expand(3, *grey.shape[1:])
+        if self.mode in ("fill", "both"):  # element-wise selections (no boolean indexing): one pass each
+            out = torch.where(ids > 0, (1.0 - self.alpha) * out + self.alpha * colour, out)
         if self.mode in ("outline", "both"):
-            edge = label_boundaries(ids, self.width).expand_as(out)
-            out[edge] = colour[edge]
+            out = torch.where(label_boundaries(ids, self.width), colour, out)
         out = torch.round(out).clamp_(0.0, 255.0)
         if isinstance(img, MetaTensor) and get_track_meta():
             return MetaTensor(out, meta=img.meta)

@@ -18,6 +18,11 @@ at least ``min_marker_size`` pixels; the watershed of ``-probability`` (``skimag
 grows them inside the mask ``probability >= mask_threshold``, so that two cells touching through a faint gap
 become two instances. Objects below ``min_size`` pixels are then removed and holes of each instance filled
 (``scipy.ndimage``), and the ids renumbered ``1..N``.
+
+The same step gives neurons from an EM membrane probability (``polarity="membrane"``: cells are
+``1 - probability``): with ``mask_threshold=0`` every pixel joins the basin of a marker, so the membranes
+become the borders between neighbouring neurons and no pixel is left unassigned; markers below
+``min_marker_size`` are dropped, so that no tiny fragments arise.
 """
 
 from __future__ import annotations
@@ -29,10 +34,14 @@ import numpy as np
 
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
-from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type
+from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type, look_up_option
 
-__all__ = ["watershed_instances", "WatershedInstances", "WatershedInstancesd", "WatershedInstancesD",
+__all__ = ["POLARITIES", "watershed_instances", "WatershedInstances", "WatershedInstancesd", "WatershedInstancesD",
            "WatershedInstancesDict"]
+
+
+POLARITIES = ("cell", "membrane")
+"""What the probability map is of: the cells, or the borders between them."""
 
 
 def _check(name: str, value: float, lo: float, hi: float) -> float:
@@ -59,6 +68,7 @@ def watershed_instances(
     min_size: int = 50,
     fill_holes: bool = True,
     connectivity: int = 1,
+    polarity: str = "cell",
 ) -> np.ndarray:
     """Instance ids (0 = background) of a 2D or 3D cell probability map ``prob``; see the module docstring.
 
@@ -70,6 +80,8 @@ def watershed_instances(
         min_size: instances below this many pixels are removed (specks).
         fill_holes: fill the holes of each instance.
         connectivity: neighbourhood of the markers and of the watershed, 1 (faces) .. ndim.
+        polarity: ``"cell"`` (default): ``prob`` is the cell probability; ``"membrane"``: ``prob`` is the
+            probability of the borders between cells (EM membranes), and the thresholds apply to ``1 - prob``.
 
     Examples::
 
@@ -78,11 +90,17 @@ def watershed_instances(
         >>> prob = np.maximum(1 - np.hypot(yy - 10, xx - 11) / 10, 1 - np.hypot(yy - 10, xx - 28) / 10)  # two touching discs
         >>> int(watershed_instances(prob, 0.05, 0.5, min_size=5).max()), int((prob >= 0.05).any())
         (2, 1)
+        >>> membrane = np.zeros((6, 9)); membrane[:, 4] = 1  # two cells either side of a membrane column
+        >>> neurons = watershed_instances(membrane, 0.0, 0.8, min_marker_size=1, min_size=0, polarity="membrane")
+        >>> int(neurons.max()), int((neurons == 0).sum())  # every pixel belongs to one of the two
+        (2, 0)
     """
     from scipy import ndimage as ndi
     from skimage.segmentation import relabel_sequential, watershed
 
     prob = np.asarray(prob, dtype=np.float32)
+    if look_up_option(polarity, POLARITIES) == "membrane":
+        prob = 1.0 - prob
     if prob.ndim not in (2, 3):
         raise ValueError(f"prob must be (H, W) or (D, H, W), got shape {prob.shape}.")
     mask = prob >= mask_threshold
@@ -91,13 +109,50 @@ def watershed_instances(
     markers = _drop_small(markers, min_marker_size)
     labels = _drop_small(watershed(-prob, markers=markers, mask=mask, connectivity=connectivity), min_size)
     if fill_holes and labels.any():
-        # a hole of an instance: background pixels not connected to the image border through background
-        holes = ndi.binary_fill_holes(labels > 0) & (labels == 0)
-        if holes.any():
-            # each hole pixel takes the id of the nearest instance pixel (the one that encloses it)
-            idx = ndi.distance_transform_edt(labels == 0, return_distances=False, return_indices=True)
-            labels[holes] = labels[tuple(i[holes] for i in idx)]
+        labels = _fill_holes(np.ascontiguousarray(labels))
     return relabel_sequential(labels.astype(np.int32))[0]
+
+
+def _fill_holes(labels: np.ndarray) -> np.ndarray:
+    """Give each hole (background not connected to the image border through face-connected background, as
+    ``ndi.binary_fill_holes``) the id of the instance that encloses it, in place.
+
+    A hole whose face neighbours all belong to one instance takes that id (one ``ndi.minimum`` / ``ndi.maximum``
+    over the holes' neighbours, the common case); a hole between several instances gives each pixel the id of
+    its nearest instance pixel (a distance transform on the bounding box of those holes only). ``labels`` must
+    be C-contiguous; it is filled in place and returned.
+    """
+    from scipy import ndimage as ndi
+
+    background, _ = ndi.label(labels == 0)
+    faces = np.concatenate([np.take(background, i, axis=a).ravel() for a in range(labels.ndim) for i in (0, -1)])
+    is_hole = np.ones(int(background.max()) + 1, dtype=bool)
+    is_hole[0] = False
+    is_hole[faces] = False
+    holes = is_hole[background]
+    if not holes.any():
+        return labels
+    # per hole, the largest and the smallest instance id among its pixels' face neighbours: a gather at the
+    # hole pixels only (they never lie on the image border, so every face neighbour exists)
+    at = np.flatnonzero(holes)
+    steps = np.cumprod((1,) + labels.shape[:0:-1])[::-1]  # C-order strides in pixels
+    near = labels.reshape(-1)[at[:, None] + np.concatenate([steps, -steps])[None]]
+    big = np.iinfo(labels.dtype).max
+    group = background.reshape(-1)[at]
+    highest = np.zeros(is_hole.size, dtype=labels.dtype)
+    np.maximum.at(highest, group, near.max(axis=1))
+    lowest = np.full(is_hole.size, big, dtype=labels.dtype)
+    np.minimum.at(lowest, group, np.where(near > 0, near, big).min(axis=1))
+    labels.reshape(-1)[at] = np.where(highest == lowest, highest, 0)[group]
+    shared = holes & (labels == 0)
+    if shared.any():
+        # the nearest instance pixel of a hole pixel lies within the hole's bounding box grown by one pixel
+        # (along each axis the hole ends at an instance pixel inside it)
+        box = tuple(slice(max(int(i.min()) - 1, 0), int(i.max()) + 2) for i in np.nonzero(shared))
+        crop, hole = labels[box], shared[box]
+        idx = ndi.distance_transform_edt(crop == 0, return_distances=False, return_indices=True)
+        crop[hole] = crop[tuple(i[hole] for i in idx)]
+    return labels
 
 
 class WatershedInstances(Transform):
@@ -111,6 +166,8 @@ class WatershedInstances(Transform):
         min_size: smallest instance in pixels.
         fill_holes: fill the holes of each instance.
         connectivity: 1 (faces) .. number of spatial dimensions.
+        polarity: ``"cell"`` (default, a cell probability) or ``"membrane"`` (a probability of the borders
+            between cells, e.g. EM membranes; the thresholds apply to ``1 - probability``).
 
     Examples::
 
@@ -131,7 +188,9 @@ class WatershedInstances(Transform):
         min_size: int = 50,
         fill_holes: bool = True,
         connectivity: int = 1,
+        polarity: str = "cell",
     ) -> None:
+        self.polarity = look_up_option(polarity, POLARITIES)
         self.mask_threshold = _check("mask_threshold", mask_threshold, 0.0, 1.0)
         self.marker_threshold = _check("marker_threshold", marker_threshold, self.mask_threshold, 1.0)
         for name, v in (("min_marker_size", min_marker_size), ("min_size", min_size)):
@@ -150,7 +209,7 @@ class WatershedInstances(Transform):
         if self.connectivity > arr.ndim - 1:
             raise ValueError(f"connectivity {self.connectivity} exceeds the {arr.ndim - 1} spatial axes.")
         out = watershed_instances(arr[0], self.mask_threshold, self.marker_threshold, self.min_marker_size,
-                                  self.min_size, self.fill_holes, self.connectivity)[None]
+                                  self.min_size, self.fill_holes, self.connectivity, self.polarity)[None]
         return convert_to_dst_type(out, img, dtype=np.int32)[0]
 
 
