@@ -1,0 +1,141 @@
+# Copyright (c) monai_unet2015 contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""A bundle's whole trainer iteration against the bare training step of its network, in the same run.
+
+    python benchmarks/trainer.py [BUNDLE] [--iters 20] [--set KEY=VALUE ...] [--threads N]
+
+The trainer is the bundle's own (``inference.json`` + ``train.json`` + ``train_cpu.json``, into a temporary run
+folder, validation off): data loading, augmentation, the weight map, ``WeightMapTrainer`` with its
+per-iteration handlers (logging, TensorBoard). Its time per iteration runs from fetching the batch to the end of
+the iteration's handlers (median, the first iterations left out as warm-up). The bare step is forward, loss,
+backward and optimiser step of the same network, loss and optimiser on a fixed random tile of the same size,
+run after every trainer iteration, so that both see the same machine. The per-epoch checkpoint is not timed.
+``--set`` overrides config keys as on the ``monai.bundle run`` command line, e.g. ``--set num_workers=0``.
+One validation pass is timed too: per training iteration it costs its time divided by
+``val_interval * num_iters_per_epoch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from ignite.engine import Events
+from monai.bundle import ConfigParser
+
+BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+
+
+class BareStep:
+    """Forward, loss, backward and optimiser step on a fixed random tile, with the trainer's network, loss and
+    optimiser: the reference a trainer iteration is compared with."""
+
+    def __init__(self, trainer, size: int, weighted: bool) -> None:
+        self.net, self.opt, self.loss_fn = trainer.network, trainer.optimizer, trainer.loss_function
+        device = next(self.net.parameters()).device
+        self.x = torch.rand(1, 1, size, size, device=device)
+        with torch.no_grad():
+            out = self.net(self.x).shape[2:]
+        self.label = torch.randint(0, 2, (1, 1, *out), device=device).float()
+        self.weight = 1 + 9 * torch.rand(1, 1, *out, device=device) if weighted else None
+
+    def __call__(self) -> float:
+        self.net.train()
+        start = time.perf_counter()
+        self.opt.zero_grad(set_to_none=True)
+        pred = self.net(self.x)
+        loss = self.loss_fn(pred, self.label, self.weight) if self.weight is not None else self.loss_fn(pred, self.label)
+        loss.backward()
+        self.opt.step()
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("bundle", nargs="?", default="unet2015_em_membranes")
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--no-validation", action="store_true", help="skip timing a validation pass")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = BUNDLES / args.bundle
+    files = [str(root / "configs" / f) for f in ("inference.json", "train.json", "train_cpu.json")]
+    with tempfile.TemporaryDirectory() as tmp:
+        parser = ConfigParser()
+        parser.read_config(files)
+        parser["bundle_root"] = str(root)
+        parser["runs_dir"] = tmp
+        parser["run_name"] = "bench"
+        parser["epochs"] = 1
+        parser["num_iters_per_epoch"] = args.iters
+        for item in args.set:
+            key, value = item.split("=", 1)
+            try:
+                parser[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                parser[key] = value
+        recipe = ConfigParser()
+        recipe.read_config(files)
+        val_interval, per_epoch = recipe["val_interval"], recipe["num_iters_per_epoch"]
+        parser["train#handlers#validation#_disabled_"] = True
+        parser.get_parsed_content("initialize")
+        for k in range(len(parser["run"]) - 1):  # the bundle's run steps (checkpoint saver, ...) but the last
+            parser.get_parsed_content(f"run#{k}")
+        trainer = parser.get_parsed_content("train#trainer")
+        weighted = parser.get_parsed_content("flags#use_weight_map")
+        size = parser.get_parsed_content("train_roi_size")
+        bare = BareStep(trainer, size, weighted)
+        # alternate: after every trainer iteration one bare step, so that load and clock changes hit both alike
+        stamps: dict[str, list[float]] = {"start": [], "end": [], "bare": []}
+        trainer.add_event_handler(Events.GET_BATCH_STARTED, lambda e: stamps["start"].append(time.perf_counter()))
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: stamps["end"].append(time.perf_counter()))
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: stamps["bare"].append(bare()))
+        start = time.perf_counter()
+        trainer.run()
+        total = time.perf_counter() - start
+        gaps = [b - a for a, b in zip(stamps["start"], stamps["end"])]  # batch fetch + iteration + handlers
+        warm = min(3, len(gaps) - 1)
+        t_iter = statistics.median(gaps[warm:])
+        t_bare = statistics.median(stamps["bare"][warm:])
+        loader = parser.get_parsed_content("train#dataloader")
+        it, t_data = iter(loader), []
+        next(it)
+        for _ in range(min(args.iters, len(loader) - 1)):
+            t0 = time.perf_counter()
+            next(it)
+            t_data.append(time.perf_counter() - t0)
+        print(f"{args.bundle}: {torch.get_num_threads()} threads, tile {size}, weight map {weighted}, "
+              f"num_workers {parser.get_parsed_content('num_workers')}, overrides {args.set or 'none'}")
+        print(f"  trainer iteration  {t_iter:.3f} s (median of {len(gaps) - warm}, batch fetch included; "
+              f"run {total:.1f} s with the bare steps)")
+        print(f"  bare step          {t_bare:.3f} s   -> trainer / bare = {t_iter / t_bare:.2f}x")
+        print(f"  one batch alone    {statistics.median(t_data):.3f} s (data loading and augmentation, median)")
+        if not args.no_validation:
+            evaluator = parser.get_parsed_content("validate#evaluator")
+            t0 = time.perf_counter()
+            evaluator.run()
+            t_val = time.perf_counter() - t0
+            per_iter = t_val / (val_interval * per_epoch)
+            print(f"  one validation     {t_val:.1f} s, every {val_interval} x {per_epoch} iterations: "
+                  f"+{per_iter:.3f} s per iteration -> {(t_iter + per_iter) / t_bare:.2f}x the bare step")
+            print(f"  iterations per hour: {3600 / (t_iter + per_iter):.0f} (bare step alone: {3600 / t_bare:.0f})")
+
+
+if __name__ == "__main__":
+    main()
