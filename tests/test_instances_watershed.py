@@ -137,7 +137,7 @@ def test_neurons_from_a_membrane_probability():
 def test_holes_between_instances_and_one_pixel_holes():
     """A hole shared by two instances takes the nearest instance pixel's id (as a whole-image distance
     transform would); one-pixel and larger holes inside one instance take its id."""
-    from monai_unet2015.transforms.instances.watershed import _fill_holes
+    from monai_unet2015.transforms.instances.cleanup import fill_instance_holes as _fill_holes
 
     labels = np.zeros((30, 40), np.int32)
     labels[2:28, 2:20] = 1

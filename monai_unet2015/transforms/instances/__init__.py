@@ -9,7 +9,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Instance labels: connected components of a binary mask, or renumbered ids of an instance label map.
+"""Instance labels: connected components of a binary mask, or renumbered ids of an instance label map; clean-up
+(objects below a size removed, holes filled, :py:mod:`.cleanup`); touching cells split by a watershed
+(:py:mod:`.watershed`).
 
 Also the package's one home of relabelling (:py:mod:`.relabel`) and of the ``connectivity`` check
 (:py:mod:`.connectivity`), which the weight map and the metrics use too.
@@ -18,11 +20,14 @@ Also the package's one home of relabelling (:py:mod:`.relabel`) and of the ``con
 from __future__ import annotations
 
 from .array import LabelInstances
+from .cleanup import *  # noqa: F401,F403
+from .cleanup import __all__ as _cleanup_all
 from .dictionary import LabelInstancesD, LabelInstancesd, LabelInstancesDict
 from .functional import label_instances
 from .relabel import relabel_sequential
 
 __all__ = [
+    *_cleanup_all,
     "LabelInstances",
     "LabelInstancesd",
     "LabelInstancesD",

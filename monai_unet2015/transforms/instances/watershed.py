@@ -36,6 +36,8 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type, look_up_option
 
+from .cleanup import fill_instance_holes, remove_small_instances
+
 __all__ = ["POLARITIES", "watershed_instances", "WatershedInstances", "WatershedInstancesd", "WatershedInstancesD",
            "WatershedInstancesDict"]
 
@@ -49,15 +51,6 @@ def _check(name: str, value: float, lo: float, hi: float) -> float:
     if not lo <= value <= hi:
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}.")
     return value
-
-
-def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """``labels`` without the ids of fewer than ``min_size`` pixels (one ``bincount``)."""
-    if min_size <= 1 or not labels.any():
-        return labels
-    small = np.bincount(labels.ravel()) < min_size
-    small[0] = False
-    return np.where(small[labels], 0, labels)
 
 
 def watershed_instances(
@@ -106,53 +99,11 @@ def watershed_instances(
     mask = prob >= mask_threshold
     structure = ndi.generate_binary_structure(prob.ndim, connectivity)
     markers, _ = ndi.label(prob >= marker_threshold, structure=structure)
-    markers = _drop_small(markers, min_marker_size)
-    labels = _drop_small(watershed(-prob, markers=markers, mask=mask, connectivity=connectivity), min_size)
+    markers = remove_small_instances(markers, min_marker_size)
+    labels = remove_small_instances(watershed(-prob, markers=markers, mask=mask, connectivity=connectivity), min_size)
     if fill_holes and labels.any():
-        labels = _fill_holes(np.ascontiguousarray(labels))
+        labels = fill_instance_holes(np.ascontiguousarray(labels))
     return relabel_sequential(labels.astype(np.int32))[0]
-
-
-def _fill_holes(labels: np.ndarray) -> np.ndarray:
-    """Give each hole (background not connected to the image border through face-connected background, as
-    ``ndi.binary_fill_holes``) the id of the instance that encloses it, in place.
-
-    A hole whose face neighbours all belong to one instance takes that id (one ``ndi.minimum`` / ``ndi.maximum``
-    over the holes' neighbours, the common case); a hole between several instances gives each pixel the id of
-    its nearest instance pixel (a distance transform on the bounding box of those holes only). ``labels`` must
-    be C-contiguous; it is filled in place and returned.
-    """
-    from scipy import ndimage as ndi
-
-    background, _ = ndi.label(labels == 0)
-    faces = np.concatenate([np.take(background, i, axis=a).ravel() for a in range(labels.ndim) for i in (0, -1)])
-    is_hole = np.ones(int(background.max()) + 1, dtype=bool)
-    is_hole[0] = False
-    is_hole[faces] = False
-    holes = is_hole[background]
-    if not holes.any():
-        return labels
-    # per hole, the largest and the smallest instance id among its pixels' face neighbours: a gather at the
-    # hole pixels only (they never lie on the image border, so every face neighbour exists)
-    at = np.flatnonzero(holes)
-    steps = np.cumprod((1,) + labels.shape[:0:-1])[::-1]  # C-order strides in pixels
-    near = labels.reshape(-1)[at[:, None] + np.concatenate([steps, -steps])[None]]
-    big = np.iinfo(labels.dtype).max
-    group = background.reshape(-1)[at]
-    highest = np.zeros(is_hole.size, dtype=labels.dtype)
-    np.maximum.at(highest, group, near.max(axis=1))
-    lowest = np.full(is_hole.size, big, dtype=labels.dtype)
-    np.minimum.at(lowest, group, np.where(near > 0, near, big).min(axis=1))
-    labels.reshape(-1)[at] = np.where(highest == lowest, highest, 0)[group]
-    shared = holes & (labels == 0)
-    if shared.any():
-        # the nearest instance pixel of a hole pixel lies within the hole's bounding box grown by one pixel
-        # (along each axis the hole ends at an instance pixel inside it)
-        box = tuple(slice(max(int(i.min()) - 1, 0), int(i.max()) + 2) for i in np.nonzero(shared))
-        crop, hole = labels[box], shared[box]
-        idx = ndi.distance_transform_edt(crop == 0, return_distances=False, return_indices=True)
-        crop[hole] = crop[tuple(i[hole] for i in idx)]
-    return labels
 
 
 class WatershedInstances(Transform):
