@@ -79,20 +79,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         parser = ConfigParser()
         parser.read_config(files)
-        parser["bundle_root"] = str(root)
-        parser["runs_dir"] = tmp
-        parser["run_name"] = "bench"
-        parser["epochs"] = 1
-        parser["num_iters_per_epoch"] = args.iters
         for item in args.set:
             key, value = item.split("=", 1)
             try:
                 parser[key] = ast.literal_eval(value)
             except (ValueError, SyntaxError):
                 parser[key] = value
-        recipe = ConfigParser()
-        recipe.read_config(files)
-        val_interval, per_epoch = recipe["val_interval"], recipe["num_iters_per_epoch"]
+        # the recipe's validation schedule, before the short run below replaces the epochs
+        val_interval, per_epoch = parser["val_interval"], parser["num_iters_per_epoch"]
+        parser["bundle_root"] = str(root)
+        parser["runs_dir"] = tmp
+        parser["run_name"] = "bench"
+        parser["epochs"] = 1
+        parser["num_iters_per_epoch"] = args.iters
         parser["train#handlers#validation#_disabled_"] = True
         parser.get_parsed_content("initialize")
         for k in range(len(parser["run"]) - 1):  # the bundle's run steps (checkpoint saver, ...) but the last

@@ -28,6 +28,8 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type
 
+from .functional import _as_label_array
+
 __all__ = [
     "remove_small_instances",
     "fill_instance_holes",
@@ -104,14 +106,19 @@ def fill_instance_holes(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
+def _check_size(value: Any, name: str) -> int:
+    """A size in pixels (an int >= 0, not a bool), or a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0 (pixels), got {value!r}.")
+    return int(value)
+
+
 def _channels(img: NdarrayOrTensor, name: str) -> np.ndarray:
     arr = convert_data_type(img, np.ndarray)[0]
     if arr.ndim not in (3, 4):
         raise ValueError(f"{name} expects channel-first instance labels (C, H, W) or (C, D, H, W), got {arr.shape}.")
-    if arr.dtype.kind not in "iub" and not np.array_equal(arr, np.round(arr)):
-        raise ValueError(f"{name} expects integer instance ids, got non-integer values of dtype {arr.dtype}.")
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"{name} expects non-negative instance ids (0 = background), got {arr.min()}.")
+    if arr.size:
+        arr = _as_label_array(arr)  # the package's one check of integer, non-negative ids
     return arr.astype(np.int64 if arr.size and arr.max() >= 2**31 else np.int32)
 
 
@@ -132,9 +139,7 @@ class RemoveSmallInstances(Transform):
     backend = [TransformBackends.NUMPY]
 
     def __init__(self, min_size: int) -> None:
-        if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
-            raise ValueError(f"min_size must be an int >= 0 (pixels), got {min_size!r}.")
-        self.min_size = int(min_size)
+        self.min_size = _check_size(min_size, "min_size")
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:  # type: ignore[override]
         arr = _channels(img, type(self).__name__)

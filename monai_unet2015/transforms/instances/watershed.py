@@ -36,7 +36,7 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type, look_up_option
 
-from .cleanup import fill_instance_holes, remove_small_instances
+from .cleanup import _check_size, fill_instance_holes, remove_small_instances
 
 __all__ = ["POLARITIES", "watershed_instances", "WatershedInstances", "WatershedInstancesd", "WatershedInstancesD",
            "WatershedInstancesDict"]
@@ -144,10 +144,8 @@ class WatershedInstances(Transform):
         self.polarity = look_up_option(polarity, POLARITIES)
         self.mask_threshold = _check("mask_threshold", mask_threshold, 0.0, 1.0)
         self.marker_threshold = _check("marker_threshold", marker_threshold, self.mask_threshold, 1.0)
-        for name, v in (("min_marker_size", min_marker_size), ("min_size", min_size)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"{name} must be an int >= 0 (pixels), got {v!r}.")
-        self.min_marker_size, self.min_size = int(min_marker_size), int(min_size)
+        self.min_marker_size = _check_size(min_marker_size, "min_marker_size")
+        self.min_size = _check_size(min_size, "min_size")
         self.fill_holes = bool(fill_holes)
         if connectivity not in (1, 2, 3):
             raise ValueError(f"connectivity must be 1, 2 or 3 (at most the number of spatial axes), got {connectivity!r}.")
