@@ -14,3 +14,5 @@ from __future__ import annotations
 from .geometry import *  # noqa: F401,F403
 from .overlap_tile import *  # noqa: F401,F403
 from .tta import *  # noqa: F401,F403
+from .out_of_core import *  # noqa: F401,F403
+from .zarr_job import *  # noqa: F401,F403

@@ -559,6 +559,105 @@ class OverlapTileInferer(Inferer):
         largest = int((budget / per_tile) ** (1.0 / nsp))
         return max(size, size + (largest - size) // step * step)
 
+    def window_span(self, output_size: Sequence[int], network: Any = None) -> tuple[TilePlan, tuple[int, ...]]:
+        """
+        The tiling of an output region of spatial size ``output_size`` whose first pixel sits on the geometry's
+        grid, and the input window it needs: the region's tiles read the mirrored image from ``border`` pixels
+        before the region to ``after[i]`` pixels past its end along axis ``i`` (``border`` plus the part of the
+        last tile past the region, less than ``step``). :py:meth:`infer_window` computes the region from such a
+        window; out-of-core inference (:py:mod:`monai_unet2015.inferers.out_of_core`) cuts the window from a
+        larger image, so that the region's pixels equal those of a pass over the whole image.
+        """
+        size = tuple(int(s) for s in output_size)
+        plan = self.plan(size, network)
+        after = tuple(
+            max(starts) + out - s + plan.border for starts, out, s in zip(plan.starts, plan.output_size, size)
+        )
+        return plan, after
+
+    def infer_window(
+        self,
+        window: torch.Tensor,
+        output_size: Sequence[int],
+        network: Callable[..., torch.Tensor],
+        *args: Any,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """
+        Predict an output region of spatial size ``output_size`` from ``window``, the (mirrored) image around it
+        as :py:meth:`window_span` describes: ``(N, C, *spatial)`` with ``spatial[i] = border + output_size[i] +
+        after[i]``. No mirroring happens here; every tile is cut from the window. Returns ``(N, K, *output_size)``.
+        """
+        size = tuple(int(s) for s in output_size)
+        geometry = self.network_geometry(network)
+        plan, after = self.window_span(size, network)
+        want = tuple(plan.border + s + a for s, a in zip(size, after))
+        if window.ndim != len(size) + 2 or tuple(window.shape[2:]) != want:
+            raise ValueError(
+                f"window must have shape (N, C, *{want}) for output_size {size} (border {plan.border}), "
+                f"got {tuple(window.shape)}."
+            )
+        return self._infer_tiles(window, size, plan, geometry, network, plan.border, args, kwargs)
+
+    def _infer_tiles(
+        self,
+        inputs: torch.Tensor,
+        image_size: tuple[int, ...],
+        plan: TilePlan,
+        geometry: TilingGeometry,
+        network: Callable[..., torch.Tensor],
+        offset: int,
+        args: Any,
+        kwargs: Any,
+    ) -> torch.Tensor:
+        """Run ``network`` over the tiles of ``plan`` and stitch an output of spatial size ``image_size``; the
+        input tile at output origin ``o`` starts at ``o - border + offset`` of ``inputs`` (mirrored where outside)."""
+        device = torch.device(self.device) if self.device is not None else inputs.device
+        sw_device = torch.device(self.sw_device) if self.sw_device is not None else inputs.device
+        data = convert_to_tensor(inputs, track_meta=False)
+        out_dtype = data.dtype if data.is_floating_point() else torch.float32
+
+        tiles = [(n, origin) for n in range(data.shape[0]) for origin in itertools.product(*plan.starts)]
+        batches = range(0, len(tiles), self.sw_batch_size)
+        if self.progress and has_tqdm:
+            batches = tqdm(batches)
+        amp = (
+            torch.autocast(device_type=sw_device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
+        output: torch.Tensor | None = None
+        with torch.no_grad():
+            for first in batches:
+                chunk = tiles[first : first + self.sw_batch_size]
+                shift = offset - plan.border
+                window = torch.stack(
+                    [mirror_crop(data[n], [s + shift for s in origin], plan.input_size) for n, origin in chunk]
+                ).to(sw_device)
+                with amp:
+                    pred = network(window, *args, **kwargs)
+                del window
+                if not isinstance(pred, torch.Tensor):
+                    raise TypeError(
+                        f"the network must return one tensor, got {type(pred).__name__}; wrap it to select the output."
+                    )
+                if tuple(pred.shape[2:]) != plan.output_size or pred.shape[0] != len(chunk):
+                    raise ValueError(
+                        f"the network mapped input tiles {(len(chunk), data.shape[1], *plan.input_size)} to "
+                        f"{tuple(pred.shape)}, expected ({len(chunk)}, K, *{plan.output_size}) for a valid-padding "
+                        f"network losing {plan.border} px per side ({describe_geometry(geometry)})."
+                    )
+                if output is None:
+                    output = torch.empty((data.shape[0], pred.shape[1], *image_size), dtype=out_dtype, device=device)
+                for j, (n, origin) in enumerate(chunk):
+                    keep = [min(t, s - o) for t, s, o in zip(plan.output_size, image_size, origin)]
+                    dst = (n, slice(None), *(slice(o, o + k) for o, k in zip(origin, keep)))
+                    src = (j, slice(None), *(slice(0, k) for k in keep))
+                    output[dst] = pred[src].to(device=device, dtype=out_dtype)
+                del pred
+        assert output is not None  # at least one tile per image
+        return output
+
     # ------------------------------------------------------------------ inference
     def __call__(  # type: ignore[override]
         self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any
@@ -587,49 +686,7 @@ class OverlapTileInferer(Inferer):
             raise ValueError(f"the image must have at least one pixel along every spatial axis, got size {image_size}.")
         geometry = self.network_geometry(network)
         plan = self._plan(image_size, network, geometry)
-        device = torch.device(self.device) if self.device is not None else inputs.device
-        sw_device = torch.device(self.sw_device) if self.sw_device is not None else inputs.device
-        data = convert_to_tensor(inputs, track_meta=False)
-        out_dtype = data.dtype if data.is_floating_point() else torch.float32
-
-        tiles = [(n, origin) for n in range(data.shape[0]) for origin in itertools.product(*plan.starts)]
-        batches = range(0, len(tiles), self.sw_batch_size)
-        if self.progress and has_tqdm:
-            batches = tqdm(batches)
-        amp = (
-            torch.autocast(device_type=sw_device.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        output: torch.Tensor | None = None
-        with torch.no_grad():
-            for first in batches:
-                chunk = tiles[first : first + self.sw_batch_size]
-                window = torch.stack(
-                    [mirror_crop(data[n], [s - plan.border for s in origin], plan.input_size) for n, origin in chunk]
-                ).to(sw_device)
-                with amp:
-                    pred = network(window, *args, **kwargs)
-                del window
-                if not isinstance(pred, torch.Tensor):
-                    raise TypeError(
-                        f"the network must return one tensor, got {type(pred).__name__}; wrap it to select the output."
-                    )
-                if tuple(pred.shape[2:]) != plan.output_size or pred.shape[0] != len(chunk):
-                    raise ValueError(
-                        f"the network mapped input tiles {(len(chunk), data.shape[1], *plan.input_size)} to "
-                        f"{tuple(pred.shape)}, expected ({len(chunk)}, K, *{plan.output_size}) for a valid-padding "
-                        f"network losing {plan.border} px per side ({describe_geometry(geometry)})."
-                    )
-                if output is None:
-                    output = torch.empty((data.shape[0], pred.shape[1], *image_size), dtype=out_dtype, device=device)
-                for j, (n, origin) in enumerate(chunk):
-                    keep = [min(t, s - o) for t, s, o in zip(plan.output_size, image_size, origin)]
-                    dst = (n, slice(None), *(slice(o, o + k) for o, k in zip(origin, keep)))
-                    src = (j, slice(None), *(slice(0, k) for k in keep))
-                    output[dst] = pred[src].to(device=device, dtype=out_dtype)
-                del pred
-        assert output is not None  # at least one tile per image
+        output = self._infer_tiles(inputs, image_size, plan, geometry, network, 0, args, kwargs)
         if isinstance(inputs, MetaTensor) and get_track_meta():
             result = convert_to_tensor(output, track_meta=True)
             return result.copy_meta_from(inputs)  # type: ignore[no-any-return]

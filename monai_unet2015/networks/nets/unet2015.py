@@ -375,6 +375,8 @@ class UNet2015(nn.Module):
         except ValueError:
             raise ValueError(f"init must be 'he' or None, got {init!r}.") from None
         self.spatial_dims = spatial_dims
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
         self.depth = len(fea)
         self.features = tuple(fea)
 

@@ -1,0 +1,568 @@
+# Copyright (c) monai_unet2015 contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Overlap-tile inference over images larger than memory: a dask array in, a lazy dask array out.
+
+The output is cut into chunks whose first pixel sits on the network's grid (a multiple of the geometry's
+``step``). Each output chunk is one dask task that reads only the input blocks holding its region plus the
+network's border, mirrors the image only where the region passes the true image border, and runs
+:py:meth:`OverlapTileInferer.infer_window <monai_unet2015.inferers.OverlapTileInferer.infer_window>` on that
+window. Because every tile sits on the same grid as in a pass over the whole image, the result equals
+:py:class:`~monai_unet2015.inferers.OverlapTileInferer` on the whole in-memory image (to float rounding), for
+2D images, 2D stacks segmented slice by slice and 3D volumes.
+
+Scheduling is dask's: the threaded scheduler, or ``dask.distributed`` (a ``LocalCluster`` or a user's
+cluster, see :py:mod:`monai_unet2015.inferers.zarr_job`). The network travels as one
+:py:class:`NetworkLoader` per graph; each worker process builds and loads it once (on its GPU when it has
+one) and reuses it for every chunk.
+
+Needs the optional ``dask`` dependency (``pip install monai-unet2015[large]``); the package imports without it.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import os
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from monai.utils import optional_import
+
+from monai_unet2015.inferers.overlap_tile import OverlapTileInferer, _unwrap
+from monai_unet2015.transforms.mirror_pad import _reflect
+
+da, has_dask = optional_import("dask.array")
+
+__all__ = [
+    "NetworkLoader",
+    "ChunkLayout",
+    "chunk_layout",
+    "default_axes",
+    "output_axes",
+    "overlap_tile_dask",
+    "DaskOverlapTileInferer",
+    "networks_built",
+]
+
+#: axis letters, in OME-Zarr order; the last ``spatial_dims`` axes of an array are spatial
+AXIS_LETTERS = "tczyx"
+_SPATIAL = "zyx"
+#: default output chunk edge per spatial axis, by number of spatial dims
+DEFAULT_CHUNK = {1: 65536, 2: 1024, 3: 128}
+
+_CACHE: dict[str, torch.nn.Module] = {}
+_BUILDS = [0]
+_LOCK = threading.Lock()
+
+
+def _require_dask() -> None:
+    if not has_dask:
+        raise ImportError(
+            "out-of-core inference needs dask: pip install 'monai-unet2015[large]' (dask[distributed], zarr, ome-zarr)."
+        )
+
+
+def networks_built() -> int:
+    """How many networks :py:class:`NetworkLoader` has built in this process (one per loader and process)."""
+    return _BUILDS[0]
+
+
+class NetworkLoader:
+    """
+    A network that each process (each dask worker) builds and loads once, then reuses for every chunk.
+
+    Pickling a loader carries the recipe (a module or a factory, and a checkpoint path), never a built copy:
+    :py:meth:`get` builds it on first use in a process, keyed by a token that survives pickling, loads the
+    checkpoint, moves it to the device and sets eval mode.
+
+    Args:
+        network: a ``torch.nn.Module`` (copied on first use in a process) or a callable returning one, e.g.
+            ``functools.partial(UNet2015, features=(16, 32, 64, 128, 256))``.
+        checkpoint: optional path of a state dict (a bare state dict or one under ``"model"``, as bundles write),
+            loaded with ``weights_only=True``; must be readable from every worker.
+        device: ``"auto"`` (default: the process's GPU when it has one, else the CPU) or a torch device.
+        threads: torch intra-op threads per process (``torch.set_num_threads``) on first use; ``None`` keeps
+            torch's default. Several workers on one machine should share its cores (e.g. 1 each on 2 cores).
+
+    Examples::
+
+        >>> import functools
+        >>> from monai_unet2015.networks.nets import UNet2015
+        >>> loader = NetworkLoader(functools.partial(UNet2015, features=(4, 8, 16), dropout=0.0), device="cpu")
+        >>> loader.get() is loader.get()
+        True
+        >>> import pickle
+        >>> pickle.loads(pickle.dumps(loader)).get() is loader.get()  # same token: same process-wide network
+        True
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module | Callable[[], torch.nn.Module],
+        checkpoint: str | os.PathLike | None = None,
+        device: str | torch.device = "auto",
+        threads: int | None = None,
+    ) -> None:
+        if not (isinstance(network, torch.nn.Module) or callable(network)):
+            raise TypeError(f"network must be a torch.nn.Module or a callable returning one, got {type(network).__name__}.")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive int or None, got {threads!r}.")
+        if checkpoint is not None and not os.path.isfile(checkpoint):
+            raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} is not a file.")
+        self.network = network
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        self.device = device if device == "auto" else torch.device(device)
+        self.threads = threads
+        self.token = uuid.uuid4().hex
+
+    def resolved_device(self) -> torch.device:
+        """The device :py:meth:`get` puts the network on in this process."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return self.device  # type: ignore[return-value]
+
+    def get(self) -> torch.nn.Module:
+        """This process's network: built, loaded and moved on the first call, the same object afterwards."""
+        net = _CACHE.get(self.token)
+        if net is not None:
+            return net
+        with _LOCK:
+            net = _CACHE.get(self.token)
+            if net is None:
+                if self.threads is not None:
+                    torch.set_num_threads(self.threads)
+                net = copy.deepcopy(self.network) if isinstance(self.network, torch.nn.Module) else self.network()
+                if not isinstance(net, torch.nn.Module):
+                    raise TypeError(f"the network factory returned {type(net).__name__}, not a torch.nn.Module.")
+                if self.checkpoint is not None:
+                    from monai_unet2015.bundle.checkpoint import read_state_dict
+
+                    net.load_state_dict(read_state_dict(self.checkpoint, "checkpoint"))
+                net = net.to(self.resolved_device()).eval()
+                _CACHE[self.token] = net
+                _BUILDS[0] += 1
+        return net
+
+    def __repr__(self) -> str:
+        what = type(self.network).__name__
+        return f"NetworkLoader({what}, checkpoint={self.checkpoint!r}, device={self.device!r}, threads={self.threads})"
+
+
+def default_axes(ndim: int, spatial_dims: int, in_channels: int = 1) -> str:
+    """
+    The axes assumed for an array without axis names: ``ndim == spatial_dims`` is one image (``"yx"``,
+    ``"zyx"``); one more axis is a stack of 2D slices (``"zyx"``) for a single-channel 2D network, channels
+    (``"cyx"``, ``"czyx"``) otherwise. Anything else needs explicit ``axes``.
+
+    Examples::
+
+        >>> default_axes(3, 2), default_axes(3, 2, in_channels=3), default_axes(4, 3)
+        ('zyx', 'cyx', 'czyx')
+    """
+    spatial = _SPATIAL[-spatial_dims:] if spatial_dims <= 3 else None
+    if spatial is not None:
+        if ndim == spatial_dims:
+            return spatial
+        if ndim == spatial_dims + 1:
+            return "zyx" if spatial_dims == 2 and in_channels == 1 else "c" + spatial
+    raise ValueError(
+        f"cannot tell the axes of a {ndim}D array for a {spatial_dims}D network: pass axes=, one letter per axis "
+        f"from {AXIS_LETTERS!r} ending in the spatial axes (e.g. 'tczyx', 'zyx' for a stack of 2D slices)."
+    )
+
+
+def _check_axes(axes: str | None, ndim: int, spatial_dims: int, in_channels: int) -> str:
+    if axes is None:
+        return default_axes(ndim, spatial_dims, in_channels)
+    if not isinstance(axes, str):
+        raise TypeError(f"axes must be a string of axis letters such as 'zyx', got {type(axes).__name__}.")
+    axes = axes.lower()
+    if len(axes) != ndim or len(set(axes)) != ndim:
+        raise ValueError(f"axes {axes!r} must name each of the array's {ndim} axes once.")
+    if not set(axes) <= set(AXIS_LETTERS):
+        raise ValueError(f"axes {axes!r} may only use the letters {AXIS_LETTERS!r}.")
+    spatial = axes[-spatial_dims:]
+    if "c" in spatial or not all(a in _SPATIAL for a in spatial):
+        raise ValueError(
+            f"axes {axes!r}: the last {spatial_dims} axes must be spatial (z, y, x) for a {spatial_dims}D network."
+        )
+    return axes
+
+
+def output_axes(axes: str, spatial_dims: int) -> str:
+    """The output's axes for input ``axes``: the channel axis (the network's classes) before the first of z, y, x
+    (OME-Zarr order), the other axes kept.
+
+    Examples::
+
+        >>> output_axes("zyx", 2), output_axes("tczyx", 2), output_axes("yx", 2)
+        ('czyx', 'tczyx', 'cyx')
+    """
+    rest = axes.replace("c", "")
+    first = next(i for i, a in enumerate(rest) if a in _SPATIAL)
+    return rest[:first] + "c" + rest[first:]
+
+
+class ChunkLayout(NamedTuple):
+    """How an output is cut into chunks, see :py:func:`chunk_layout`.
+
+    Attributes:
+        image_size: spatial size of the image.
+        chunks: per spatial axis, the chunk lengths (all but the last are ``chunk_size``).
+        starts: per spatial axis, the first pixel of each chunk (multiples of the network's ``step``).
+        border: pixels the network loses per side.
+        step: the network's grid.
+    """
+
+    image_size: tuple[int, ...]
+    chunks: tuple[tuple[int, ...], ...]
+    starts: tuple[tuple[int, ...], ...]
+    border: int
+    step: int
+
+    @property
+    def num_chunks(self) -> int:
+        """Number of chunks per image."""
+        return math.prod(len(c) for c in self.chunks)
+
+
+def chunk_layout(image_size: Sequence[int], geometry: Any, chunk_size: Sequence[int] | int | None = None) -> ChunkLayout:
+    """
+    Output chunks of an image of spatial size ``image_size`` for a network of ``geometry``
+    (:py:class:`~monai_unet2015.inferers.geometry.TilingGeometry`): ``chunk_size`` (per axis or one value, default
+    :py:data:`DEFAULT_CHUNK`) rounded up to a multiple of the geometry's ``step``, so that every chunk starts
+    on the network's grid; at most the image's size.
+
+    Examples::
+
+        >>> from monai_unet2015.inferers import UNet2015Geometry
+        >>> chunk_layout((1000, 300), UNet2015Geometry(5), 500).chunks  # 500 -> 512, a multiple of 16
+        ((512, 488), (300,))
+    """
+    size = tuple(int(s) for s in image_size)
+    nsp = len(size)
+    step, border = int(geometry.step), int(geometry.border)
+    values = DEFAULT_CHUNK.get(nsp, 128) if chunk_size is None else chunk_size
+    values = (values,) * nsp if isinstance(values, (int, np.integer)) else tuple(values)
+    if len(values) != nsp:
+        raise ValueError(f"chunk_size needs 1 or {nsp} values for a {nsp}D image, got {chunk_size!r}.")
+    chunks, starts = [], []
+    for c, s in zip(values, size):
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
+            raise ValueError(f"chunk_size must be positive ints, got {chunk_size!r}.")
+        c = min(-(-int(c) // step) * step, s)
+        n = -(-s // c)
+        chunks.append(tuple(min(c, s - i * c) for i in range(n)))
+        starts.append(tuple(i * c for i in range(n)))
+    return ChunkLayout(size, tuple(chunks), tuple(starts), border, step)
+
+
+def _channels(network: Any, which: str) -> int | None:
+    """The network's ``in_channels`` / ``out_channels`` attribute, else its first / last conv weight's."""
+    net = _unwrap(network)
+    own = getattr(net, which, None)
+    if isinstance(own, int) and not isinstance(own, bool):
+        return own
+    if isinstance(net, torch.nn.Module):
+        convs = [m for m in net.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+        if convs:
+            return convs[0].in_channels if which == "in_channels" else convs[-1].out_channels
+    return None
+
+
+def _out_channels(network: Any, out_channels: int | None) -> int:
+    if out_channels is not None:
+        return int(out_channels)
+    own = _channels(network, "out_channels")
+    if own is None:
+        raise ValueError(f"cannot read the output channels of {type(network).__name__}: pass out_channels=.")
+    return own
+
+
+def _in_channels(network: Any) -> int:
+    own = _channels(network, "in_channels")
+    return 1 if own is None else own
+
+
+def _predict_chunk(
+    loader: NetworkLoader | Callable,
+    inferer: OverlapTileInferer,
+    blocks: list,
+    region_start: tuple[int, ...],
+    window: tuple[tuple[int, int], ...],
+    image_size: tuple[int, ...],
+    output_size: tuple[int, ...],
+    batch_dims: int,
+    dtype: Any,
+    intensity: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """One output chunk: assemble the input blocks, mirror at the true border, run the tiles. ``intensity``
+    ``(low, high)`` rescales the image to [0, 1] first, as ``monai.transforms.ScaleIntensity`` does."""
+    region = np.block(blocks) if isinstance(blocks, list) else blocks
+    data = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))
+    if intensity is not None:
+        low, high = float(intensity[0]), float(intensity[1])
+        data = (data - low) / (high - low) if high > low else torch.zeros_like(data)
+    lead = data.ndim - len(image_size)
+    for i, ((first, stop), length, lo) in enumerate(zip(window, image_size, region_start)):
+        idx = _reflect(torch.arange(first, stop), length) - lo
+        if not (first >= 0 and stop <= length and first == lo and stop - first == data.shape[lead + i]):
+            data = data.index_select(lead + i, idx)
+    data = data.reshape(1, data.shape[batch_dims], *data.shape[lead:])
+    network = loader.get() if isinstance(loader, NetworkLoader) else loader
+    inf = inferer
+    if isinstance(network, torch.nn.Module):
+        dev = next(network.parameters(), torch.empty(0)).device
+        if inf.sw_device is None or torch.device(inf.sw_device) != dev:
+            inf = copy.copy(inferer)
+            inf.sw_device, inf.device = dev, torch.device("cpu")
+    pred = inf.infer_window(data, output_size, network)
+    out = pred.detach().cpu().numpy().astype(dtype, copy=False)
+    return out.reshape((1,) * batch_dims + out.shape[1:])
+
+
+class _Plan(NamedTuple):
+    """Everything the graph needs, from :py:func:`_plan_graph`."""
+
+    canonical: Any  # dask array (*batch, C, *spatial), chunked like the output
+    layout: ChunkLayout
+    batch_dims: int
+    out_channels: int
+    windows: tuple[tuple[tuple[int, int], ...], ...]  # per spatial axis, per chunk: (first, stop) of the window
+    inferer: OverlapTileInferer
+    axes: str
+    out_axes: str
+
+
+def _plan_graph(
+    image: Any,
+    network: Any,
+    inferer: OverlapTileInferer | None,
+    axes: str | None,
+    chunk_size: Sequence[int] | int | None,
+    out_channels: int | None,
+    spatial_dims: int | None = None,
+) -> _Plan:
+    _require_dask()
+    if not isinstance(image, da.Array):
+        raise TypeError(
+            f"image must be a dask array (e.g. dask.array.from_zarr(...)), got {type(image).__name__}; "
+            "for an in-memory tensor use OverlapTileInferer."
+        )
+    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating) or image.dtype == bool):
+        raise TypeError(f"image dtype {image.dtype} is not supported: give integer, float or bool voxels.")
+    inferer = OverlapTileInferer() if inferer is None else inferer
+    if not isinstance(inferer, OverlapTileInferer):
+        raise TypeError(f"inferer must be an OverlapTileInferer, got {type(inferer).__name__}.")
+    net = network.get() if isinstance(network, NetworkLoader) else network
+    geometry = inferer.network_geometry(net)
+    own_dims = getattr(net, "spatial_dims", None)
+    nsp = spatial_dims if spatial_dims is not None else (own_dims if isinstance(own_dims, int) else 2)
+    if isinstance(own_dims, int) and nsp != own_dims:
+        raise ValueError(f"spatial_dims={spatial_dims} but the network is {own_dims}D.")
+    if nsp not in (1, 2, 3):
+        raise ValueError(f"spatial_dims must be 1, 2 or 3, got {nsp!r}.")
+    in_ch = _in_channels(net)
+    axes = _check_axes(axes, image.ndim, nsp, in_ch)
+    k = _out_channels(net, out_channels)
+    if any(s < 1 for s in image.shape):
+        raise ValueError(f"image has an empty axis: shape {image.shape}.")
+    # canonical (*batch, C, *spatial): batch axes in input order, a channel axis of length 1 when absent
+    batch = [i for i, a in enumerate(axes[:-nsp]) if a != "c"]
+    chan = axes.find("c")
+    if chan >= 0:
+        x = image.transpose(batch + [chan] + list(range(image.ndim - nsp, image.ndim)))
+    else:
+        x = image[(slice(None),) * len(batch) + (None,)]
+    if x.shape[len(batch)] != in_ch:
+        raise ValueError(
+            f"the network takes {in_ch} input channel(s) but the image has {x.shape[len(batch)]} "
+            f"(axes {axes!r}, shape {image.shape})."
+        )
+    image_size = tuple(int(s) for s in x.shape[len(batch) + 1 :])
+    layout = chunk_layout(image_size, geometry, chunk_size)
+    x = x.rechunk((1,) * len(batch) + (in_ch,) + layout.chunks)
+    # the window of a chunk (start, length) along an axis: [start - border, start + length + after(length));
+    # the tiling is planned per axis, so after(length) along one axis does not depend on the other axes
+    windows = []
+    for axis in range(nsp):
+        after = {}
+        for length in set(layout.chunks[axis]):
+            size = tuple(length if a == axis else layout.chunks[a][0] for a in range(nsp))
+            after[length] = inferer.window_span(size, net)[1][axis]
+        windows.append(
+            tuple((s - layout.border, s + n + after[n]) for s, n in zip(layout.starts[axis], layout.chunks[axis]))
+        )
+    return _Plan(x, layout, len(batch), k, tuple(windows), inferer, axes, output_axes(axes, nsp))
+
+
+def _block_ranges(window: tuple[int, int], length: int, chunks: tuple[int, ...]) -> tuple[int, range]:
+    """The input blocks along one axis that hold the (reflected) positions of ``window``, and where they start."""
+    idx = _reflect(torch.arange(window[0], window[1]), length)
+    lo, hi = int(idx.min()), int(idx.max())
+    bounds = np.cumsum((0,) + chunks)
+    first = int(np.searchsorted(bounds, lo, side="right") - 1)
+    last = int(np.searchsorted(bounds, hi, side="right") - 1)
+    return int(bounds[first]), range(first, last + 1)
+
+
+def _graph(plan: _Plan, loader: Any, name: str, task: Callable, extra: Callable[[tuple], tuple] | None = None) -> dict:
+    """Legacy dask graph: one ``task`` per output chunk, reading the input blocks its window needs."""
+    x, layout = plan.canonical, plan.layout
+    nsp = len(layout.image_size)
+    nb = plan.batch_dims
+    loader_key = ("loader-" + name,)
+    graph: dict = {loader_key: loader}
+    per_axis = [
+        [_block_ranges(w, layout.image_size[a], x.chunks[nb + 1 + a]) for w in plan.windows[a]] for a in range(nsp)
+    ]
+    for bidx in itertools.product(*(range(n) for n in x.numblocks[:nb])):
+        for sidx in itertools.product(*(range(len(c)) for c in layout.chunks)):
+            starts, ranges = zip(*(per_axis[a][i] for a, i in enumerate(sidx)))
+
+            def nest(prefix: tuple, axis: int) -> Any:
+                if axis == nsp:
+                    return (x.name, *bidx, 0, *prefix)
+                return [nest(prefix + (j,), axis + 1) for j in ranges[axis]]
+
+            window = tuple(plan.windows[a][i] for a, i in enumerate(sidx))
+            out_size = tuple(layout.chunks[a][i] for a, i in enumerate(sidx))
+            args = (
+                loader_key, plan.inferer, nest((), 0), tuple(starts), window, layout.image_size, out_size, nb,
+            )
+            graph[(name, *bidx, 0, *sidx)] = (task, *args, *(extra((bidx, sidx)) if extra else ()))
+    return graph
+
+
+def overlap_tile_dask(
+    image: Any,
+    network: NetworkLoader | torch.nn.Module | Callable,
+    inferer: OverlapTileInferer | None = None,
+    axes: str | None = None,
+    chunk_size: Sequence[int] | int | None = None,
+    out_channels: int | None = None,
+    dtype: Any = np.float32,
+    spatial_dims: int | None = None,
+) -> Any:
+    """
+    Lazy overlap-tile inference of a dask array: the network's output as a dask array, chunk by chunk.
+
+    Args:
+        image: a dask array, e.g. ``dask.array.from_zarr(...)`` (see
+            :py:func:`monai_unet2015.data.zarr_io.open_lazy` for zarr, OME-Zarr and TIFF files). Any chunking:
+            it is rechunked to the output's chunks (each input block is read once per output chunk that needs it).
+        network: a :py:class:`NetworkLoader` (built once per worker process), a ``torch.nn.Module`` (wrapped in
+            one), or a plain callable with ``inferer`` stating its geometry and ``out_channels`` given.
+        inferer: the :py:class:`~monai_unet2015.inferers.OverlapTileInferer` whose tiles each chunk runs
+            (``roi_size``, ``sw_batch_size``, ``amp_dtype``, ``geometry``); default ``OverlapTileInferer()``.
+        axes: one letter per axis of ``image`` from ``"tczyx"``, ending in the network's spatial axes; other
+            axes (``t``, and ``z`` for a 2D network) are segmented image by image; default
+            :py:func:`default_axes`.
+        chunk_size: output chunk edge per spatial axis, rounded up to the network's grid (default 1024 in 2D,
+            128 in 3D); the window a chunk reads is this plus the border on each side.
+        out_channels: the network's output channels, read from it when it has ``out_channels``.
+        dtype: dtype of the output chunks.
+        spatial_dims: the network's spatial dims, read from its ``spatial_dims`` when it has one, else 2.
+
+    Returns:
+        a dask array with axes :py:func:`output_axes` (the classes as channel axis ``c``, before z/y/x), chunked
+        one image of the other axes and ``chunk_size`` along the spatial axes; equal to ``OverlapTileInferer``
+        on the whole image to float rounding.
+
+    Examples::
+
+        >>> import dask.array as da, numpy as np, torch
+        >>> from monai_unet2015.networks.nets import UNet2015
+        >>> from monai_unet2015.inferers import OverlapTileInferer
+        >>> net = UNet2015(features=(4, 8, 16), dropout=0.0).eval()
+        >>> image = da.random.default_rng(0).random((3, 150, 97), chunks=(1, 40, 97)).astype(np.float32)
+        >>> out = overlap_tile_dask(image, net, OverlapTileInferer(roi_size=64), axes="zyx", chunk_size=64)
+        >>> out.shape, out.chunksize
+        ((2, 3, 150, 97), (2, 1, 64, 64))
+        >>> whole = OverlapTileInferer(roi_size=64)(torch.from_numpy(image.compute())[:, None], net)
+        >>> bool(np.abs(out.compute() - whole.permute(1, 0, 2, 3).numpy()).max() < 1e-5)
+        True
+    """
+    loader = network if isinstance(network, (NetworkLoader,)) or not isinstance(network, torch.nn.Module) else (
+        NetworkLoader(network, device=next(network.parameters(), torch.empty(0)).device)
+    )
+    plan = _plan_graph(image, loader, inferer, axes, chunk_size, out_channels, spatial_dims)
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = "overlap-tile-" + tokenize(plan.canonical.name, loader.token if isinstance(loader, NetworkLoader) else id(loader),
+                                      plan.layout, plan.inferer.__dict__, np.dtype(dtype).str)
+    dtype = np.dtype(dtype)
+
+    def task(*args: Any) -> np.ndarray:
+        return _predict_chunk(*args, dtype)
+
+    graph = _graph(plan, loader, name, task)
+    nb = plan.batch_dims
+    chunks = plan.canonical.chunks[:nb] + ((plan.out_channels,),) + plan.layout.chunks
+    out = da.Array(HighLevelGraph.from_collections(name, graph, dependencies=[plan.canonical]), name, chunks, dtype)
+    # canonical (*batch, K, *spatial) -> output axes (c before the first of z/y/x)
+    batch_axes = [a for a in plan.axes[: -len(plan.layout.image_size)] if a != "c"]
+    order = [a for a in plan.out_axes]
+    canonical_axes = batch_axes + ["c"] + list(plan.axes[-len(plan.layout.image_size) :])
+    return out.transpose([canonical_axes.index(a) for a in order])
+
+
+class DaskOverlapTileInferer:
+    """
+    :py:func:`overlap_tile_dask` as an object holding its options, for configs: ``inferer(image, network)``.
+
+    Args:
+        inferer: the tile inferer each chunk runs (default ``OverlapTileInferer()``).
+        axes: see :py:func:`overlap_tile_dask`.
+        chunk_size: see :py:func:`overlap_tile_dask`.
+        out_channels: see :py:func:`overlap_tile_dask`.
+        dtype: see :py:func:`overlap_tile_dask`.
+        spatial_dims: see :py:func:`overlap_tile_dask`.
+
+    Examples::
+
+        >>> import dask.array as da, numpy as np
+        >>> from monai_unet2015.networks.nets import UNet2015
+        >>> net = UNet2015(features=(4, 8, 16), dropout=0.0).eval()
+        >>> DaskOverlapTileInferer(chunk_size=64)(da.zeros((100, 100), chunks=50), net).shape
+        (2, 100, 100)
+    """
+
+    def __init__(
+        self,
+        inferer: OverlapTileInferer | None = None,
+        axes: str | None = None,
+        chunk_size: Sequence[int] | int | None = None,
+        out_channels: int | None = None,
+        dtype: Any = np.float32,
+        spatial_dims: int | None = None,
+    ) -> None:
+        self.spatial_dims = spatial_dims
+        self.inferer = OverlapTileInferer() if inferer is None else inferer
+        self.axes = axes
+        self.chunk_size = chunk_size
+        self.out_channels = out_channels
+        self.dtype = dtype
+
+    def __call__(self, image: Any, network: NetworkLoader | torch.nn.Module | Callable) -> Any:
+        """The lazy prediction of ``image``, see :py:func:`overlap_tile_dask`."""
+        return overlap_tile_dask(
+            image, network, self.inferer, self.axes, self.chunk_size, self.out_channels, self.dtype, self.spatial_dims
+        )
