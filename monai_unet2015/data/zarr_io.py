@@ -119,16 +119,47 @@ def _open_tiff(path: str, key: str, level: int) -> LazyImage:
         store = tifffile.imread(path, aszarr=True, series=0, level=level)
     except (tifffile.TiffFileError, IndexError, ValueError) as e:
         raise ValueError(f"{key} {path}: not a readable TIFF file ({e}).") from None
-    node = zarr.open(store, mode="r")
-    if not isinstance(node, zarr.Array):  # a pyramid: level 0 is the first array
-        node = node[str(level)]
+    node = _tiff_level(store, level)
     if "S" in tiff_axes:
         raise ValueError(f"{key} {path}: an RGB(A) TIFF (axes {tiff_axes}); give a single-channel image.")
     axes = "".join(_TIFF_AXES.get(a, "?") for a in tiff_axes)
     if "?" in axes or len(set(axes)) != len(axes):
         axes = None
-    data = da.from_zarr(node)
+    reader = _TiffBlocks(path, level, tuple(node.shape), node.dtype)
+    data = da.from_array(reader, chunks=node.chunks, name="tiff-" + _tokenize(path, level, os.path.getmtime(path)))
+    store.close()
     return LazyImage(data, axes, spacing[0] if spacing else None, spacing[1] if spacing else None, path, "tiff")
+
+
+def _tiff_level(store: Any, level: int) -> Any:
+    node = zarr.open(store, mode="r")
+    return node if isinstance(node, zarr.Array) else node[str(level)]  # a pyramid: one array per level
+
+
+def _tokenize(*args: Any) -> str:
+    from dask.base import tokenize
+
+    return tokenize(*args)
+
+
+class _TiffBlocks:
+    """A TIFF's level as an array-like that dask reads block by block; each process opens the file once, and
+    pickling carries only the path (a worker opens its own handle)."""
+
+    def __init__(self, path: str, level: int, shape: tuple[int, ...], dtype: Any) -> None:
+        self.path, self.level, self.shape, self.dtype = path, level, shape, np.dtype(dtype)
+        self.ndim = len(shape)
+        self._node: Any = None
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if self._node is None:
+            import tifffile
+
+            self._node = _tiff_level(tifffile.imread(self.path, aszarr=True, series=0, level=self.level), self.level)
+        return np.asarray(self._node[index])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_node": None}
 
 
 def _tiff_spacing(tif: Any, tiff_axes: str) -> tuple[tuple[float, ...], str | None] | None:
@@ -258,7 +289,7 @@ def create_ome_zarr(
     add(group, image, "0", None)
     if labels:
         label_group = group.create_group("labels")
-        label_group.attrs["ome"] = {"version": fmt.version, "labels": [n for n, _ in labels]}
+        label_group.attrs["ome"] = {"version": fmt.version, "labels": []}  # write_label_metadata lists each
         for label_name, arr in labels:
             sub = label_group.create_group(label_name)
             add(sub, arr, "0", label_name)
