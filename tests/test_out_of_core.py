@@ -24,7 +24,7 @@ import torch
 
 da = pytest.importorskip("dask.array")
 
-from monai_unet2015.inferers import OverlapTileInferer, ValidPaddingGeometry  # noqa: E402
+from monai_unet2015.inferers import DihedralTTAInferer, OverlapTileInferer, ValidPaddingGeometry  # noqa: E402
 from monai_unet2015.inferers.out_of_core import (  # noqa: E402
     NetworkLoader,
     chunk_layout,
@@ -96,6 +96,25 @@ def test_3d_volume_with_3d_network():
     out = overlap_tile_dask(image, net, OverlapTileInferer(roi_size=16), axes="zyx", chunk_size=(16, 24, 20))
     assert out.shape == (2, 40, 45, 37)
     ref = _reference(image.compute()[None, None], net, 16)[0]
+    np.testing.assert_allclose(out.compute(), ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("group", ["dihedral", "flips", "rot90"])
+def test_dihedral_tta_equals_the_tta_inferer_on_the_whole_image(group):
+    net = _net()
+    image = _random((150, 97), (40, 60), seed=5)
+    tta = DihedralTTAInferer(OverlapTileInferer(roi_size=48), group=group, postprocess=lambda y: torch.softmax(y, 1))
+    out = overlap_tile_dask(image, net, tta, axes="yx", chunk_size=36)  # non-square image and chunks
+    ref = tta(torch.from_numpy(image.compute())[None, None], net)[0].numpy()
+    np.testing.assert_allclose(out.compute(), ref, atol=1e-5, rtol=0)
+
+
+def test_dihedral_tta_of_a_3d_volume_in_another_plane():
+    net = _net(spatial_dims=3, features=(2, 4, 8))
+    image = _random((30, 41, 27), (30, 20, 27), seed=6)
+    tta = DihedralTTAInferer(OverlapTileInferer(roi_size=16), group="dihedral", spatial_axes=(1, 2))
+    out = overlap_tile_dask(image, net, tta, axes="zyx", chunk_size=(12, 16, 20))
+    ref = tta(torch.from_numpy(image.compute())[None, None], net)[0].numpy()
     np.testing.assert_allclose(out.compute(), ref, atol=1e-5, rtol=0)
 
 

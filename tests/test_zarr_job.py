@@ -32,7 +32,7 @@ distributed = pytest.importorskip("distributed")
 tifffile = pytest.importorskip("tifffile")
 
 from monai_unet2015.data.zarr_io import open_lazy  # noqa: E402
-from monai_unet2015.inferers import OverlapTileInferer  # noqa: E402
+from monai_unet2015.inferers import DihedralTTAInferer, OverlapTileInferer  # noqa: E402
 from monai_unet2015.inferers.out_of_core import NetworkLoader, networks_built  # noqa: E402
 from monai_unet2015.inferers.zarr_job import PROGRESS_ARRAY, segment_to_zarr, start_client  # noqa: E402
 from monai_unet2015.networks.nets import UNet2015  # noqa: E402
@@ -150,6 +150,24 @@ def test_instances_per_whole_slice_and_refused_across_chunks(tmp_path, client):
         expected = np.asarray(watershed(torch.from_numpy(ref[1:2, z])))[0]
         np.testing.assert_array_equal(labels[z], expected)
     assert labels.max() > 0
+    again = WatershedInstances(mask_threshold=0.5, marker_threshold=0.55, min_marker_size=2)  # an equal new object
+    summary = segment_to_zarr(src, tmp_path / "out.zarr", NetworkLoader(net), OverlapTileInferer(roi_size=ROI),
+                              chunk_size=128, instances=again, scheduler=client, progress=False)
+    assert summary.skipped == summary.chunks == 2 and summary.done == 0
+
+
+def test_tta_job_equals_the_tta_inferer(tmp_path, client):
+    stack = _stack((2, 70, 50), seed=5)
+    src = _write_zarr(tmp_path / "in.zarr", stack, (1, 70, 50))
+    net = _net()
+    tta = DihedralTTAInferer(OverlapTileInferer(roi_size=ROI))
+    segment_to_zarr(src, tmp_path / "out.zarr", NetworkLoader(net), tta, chunk_size=32, scheduler=client,
+                    progress=False)
+    out = zarr.open_array(str(tmp_path / "out.zarr" / "0"), mode="r")[...]
+    for z, sl in enumerate(torch.from_numpy(stack.astype(np.float32))):
+        sl = (sl - sl.min()) / (sl.max() - sl.min())
+        ref = torch.softmax(tta(sl[None, None], net), 1)[0].numpy()
+        np.testing.assert_allclose(out[:, z], ref, atol=1e-5, rtol=0)
 
 
 def test_killed_worker_is_replaced_and_the_result_is_unchanged(tmp_path, client):

@@ -45,6 +45,7 @@ import torch
 from monai.utils import optional_import
 
 from monai_unet2015.inferers.overlap_tile import OverlapTileInferer, _unwrap
+from monai_unet2015.inferers.tta import DihedralTTAInferer, DihedralTransform, _dihedral_transforms
 from monai_unet2015.transforms.mirror_pad import _reflect
 
 da, has_dask = optional_import("dask.array")
@@ -302,7 +303,7 @@ def _in_channels(network: Any) -> int:
 
 def _predict_chunk(
     loader: NetworkLoader | Callable,
-    inferer: OverlapTileInferer,
+    inferer: OverlapTileInferer | DihedralTTAInferer,
     blocks: list,
     region_start: tuple[int, ...],
     window: tuple[tuple[int, int], ...],
@@ -326,15 +327,75 @@ def _predict_chunk(
             data = data.index_select(lead + i, idx)
     data = data.reshape(1, data.shape[batch_dims], *data.shape[lead:])
     network = loader.get() if isinstance(loader, NetworkLoader) else loader
-    inf = inferer
+    tta = inferer if isinstance(inferer, DihedralTTAInferer) else None
+    inf = tta.inferer if tta is not None else inferer
     if isinstance(network, torch.nn.Module):
         dev = next(network.parameters(), torch.empty(0)).device
         if inf.sw_device is None or torch.device(inf.sw_device) != dev:
-            inf = copy.copy(inferer)
+            inf = copy.copy(inf)
             inf.sw_device, inf.device = dev, torch.device("cpu")
-    pred = inf.infer_window(data, output_size, network)
+    if tta is None:
+        pred = inf.infer_window(data, output_size, network)
+    else:
+        pred = _dihedral_window(inf, tta, data, window, image_size, output_size, network)
     out = pred.detach().cpu().numpy().astype(dtype, copy=False)
     return out.reshape((1,) * batch_dims + out.shape[1:])
+
+
+def _axis_map(t: DihedralTransform, nsp: int) -> list[tuple[int, bool]]:
+    """For each spatial axis of ``t.forward(x)``: the axis of ``x`` it comes from and whether it is reversed."""
+    axes = [(a, False) for a in range(nsp)]
+    for a in t.flips:
+        axes[a] = (axes[a][0], not axes[a][1])
+    p, q = t.spatial_axes
+    for _ in range(t.k % 4):  # torch.rot90(x, 1, [p, q]) is x.flip(q).transpose(p, q)
+        axes[q] = (axes[q][0], not axes[q][1])
+        axes[p], axes[q] = axes[q], axes[p]
+    return axes
+
+
+def _dihedral_window(
+    inferer: OverlapTileInferer,
+    tta: DihedralTTAInferer,
+    data: torch.Tensor,
+    window: tuple[tuple[int, int], ...],
+    image_size: tuple[int, ...],
+    output_size: tuple[int, ...],
+    network: Any,
+) -> torch.Tensor:
+    """:py:class:`~monai_unet2015.inferers.DihedralTTAInferer` over one chunk, equal to it on the whole image:
+    each flipped / rotated copy is tiled on the grid of the whole transformed image, so the chunk's window
+    (``border + step`` wider than the chunk on each side) is cut where that grid puts the tiles."""
+    nsp = len(image_size)
+    step = int(inferer.network_geometry(network).step)
+    border = int(inferer.network_geometry(network).border)
+    margin = border + step
+    chunk = [(w0 + margin, w0 + margin + n) for (w0, _), n in zip(window, output_size)]
+    total: torch.Tensor | None = None
+    transforms = _dihedral_transforms(nsp, tta.group, tta.spatial_axes)
+    for t in transforms:
+        moved = t.forward(data)
+        starts, lengths, crops = [], [], []
+        for a, flipped in _axis_map(t, nsp):
+            size, (w0, w1), (c0, c1) = image_size[a], window[a], chunk[a]
+            region0, (o0, o1) = (size - w1, (size - c1, size - c0)) if flipped else (w0, (c0, c1))
+            aligned = o0 // step * step
+            starts.append(aligned - border - region0)
+            lengths.append(o1 - aligned)
+            crops.append(slice(o0 - aligned, o1 - aligned))
+        _, after = inferer.window_span(lengths, network)
+        cut = tuple(slice(s, s + border + n + e) for s, n, e in zip(starts, lengths, after))
+        pred = inferer.infer_window(moved[(slice(None), slice(None), *cut)], lengths, network)
+        pred = pred[(slice(None), slice(None), *crops)]
+        if tta.postprocess is not None:
+            pred = tta.postprocess(pred)
+        pred = t.inverse(pred)
+        if total is None:
+            total = pred.to(torch.promote_types(pred.dtype, torch.float32), copy=True)
+        else:
+            total += pred
+    assert total is not None
+    return total / len(transforms)
 
 
 class _Plan(NamedTuple):
@@ -345,7 +406,7 @@ class _Plan(NamedTuple):
     batch_dims: int
     out_channels: int
     windows: tuple[tuple[tuple[int, int], ...], ...]  # per spatial axis, per chunk: (first, stop) of the window
-    inferer: OverlapTileInferer
+    inferer: OverlapTileInferer | DihedralTTAInferer
     axes: str
     out_axes: str
 
@@ -353,7 +414,7 @@ class _Plan(NamedTuple):
 def _plan_graph(
     image: Any,
     network: Any,
-    inferer: OverlapTileInferer | None,
+    inferer: OverlapTileInferer | DihedralTTAInferer | None,
     axes: str | None,
     chunk_size: Sequence[int] | int | None,
     out_channels: int | None,
@@ -368,10 +429,14 @@ def _plan_graph(
     if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating) or image.dtype == bool):
         raise TypeError(f"image dtype {image.dtype} is not supported: give integer, float or bool voxels.")
     inferer = OverlapTileInferer() if inferer is None else inferer
-    if not isinstance(inferer, OverlapTileInferer):
-        raise TypeError(f"inferer must be an OverlapTileInferer, got {type(inferer).__name__}.")
+    tiles = inferer.inferer if isinstance(inferer, DihedralTTAInferer) else inferer
+    if not isinstance(tiles, OverlapTileInferer):
+        raise TypeError(
+            "inferer must be an OverlapTileInferer or a DihedralTTAInferer around one, got "
+            f"{type(inferer).__name__}{'' if tiles is inferer else ' around ' + type(tiles).__name__}."
+        )
     net = network.get() if isinstance(network, NetworkLoader) else network
-    geometry = inferer.network_geometry(net)
+    geometry = tiles.network_geometry(net)
     own_dims = getattr(net, "spatial_dims", None)
     nsp = spatial_dims if spatial_dims is not None else (own_dims if isinstance(own_dims, int) else 2)
     if isinstance(own_dims, int) and nsp != own_dims:
@@ -400,12 +465,20 @@ def _plan_graph(
     x = x.rechunk((1,) * len(batch) + (in_ch,) + layout.chunks)
     # the window of a chunk (start, length) along an axis: [start - border, start + length + after(length));
     # the tiling is planned per axis, so after(length) along one axis does not depend on the other axes
+    if isinstance(inferer, DihedralTTAInferer):  # each transformed copy needs the grid of its own image
+        _dihedral_transforms(nsp, inferer.group, inferer.spatial_axes)  # checks the rotation plane early
+        margin = layout.border + layout.step
+        windows = [
+            tuple((s - margin, s + n + margin) for s, n in zip(layout.starts[axis], layout.chunks[axis]))
+            for axis in range(nsp)
+        ]
+        return _Plan(x, layout, len(batch), k, tuple(windows), inferer, axes, output_axes(axes, nsp))
     windows = []
     for axis in range(nsp):
         after = {}
         for length in set(layout.chunks[axis]):
             size = tuple(length if a == axis else layout.chunks[a][0] for a in range(nsp))
-            after[length] = inferer.window_span(size, net)[1][axis]
+            after[length] = tiles.window_span(size, net)[1][axis]
         windows.append(
             tuple((s - layout.border, s + n + after[n]) for s, n in zip(layout.starts[axis], layout.chunks[axis]))
         )
@@ -453,7 +526,7 @@ def _graph(plan: _Plan, loader: Any, name: str, task: Callable, extra: Callable[
 def overlap_tile_dask(
     image: Any,
     network: NetworkLoader | torch.nn.Module | Callable,
-    inferer: OverlapTileInferer | None = None,
+    inferer: OverlapTileInferer | DihedralTTAInferer | None = None,
     axes: str | None = None,
     chunk_size: Sequence[int] | int | None = None,
     out_channels: int | None = None,
@@ -470,7 +543,10 @@ def overlap_tile_dask(
         network: a :py:class:`NetworkLoader` (built once per worker process), a ``torch.nn.Module`` (wrapped in
             one), or a plain callable with ``inferer`` stating its geometry and ``out_channels`` given.
         inferer: the :py:class:`~monai_unet2015.inferers.OverlapTileInferer` whose tiles each chunk runs
-            (``roi_size``, ``sw_batch_size``, ``amp_dtype``, ``geometry``); default ``OverlapTileInferer()``.
+            (``roi_size``, ``sw_batch_size``, ``amp_dtype``, ``geometry``; default ``OverlapTileInferer()``), or a
+            :py:class:`~monai_unet2015.inferers.DihedralTTAInferer` around one: each flipped / rotated copy is
+            then tiled on the grid of the whole transformed image, so the result equals the TTA inferer on the
+            whole image too (the window of a chunk grows by the network's ``step`` on each side).
         axes: one letter per axis of ``image`` from ``"tczyx"``, ending in the network's spatial axes; other
             axes (``t``, and ``z`` for a 2D network) are segmented image by image; default
             :py:func:`default_axes`.
@@ -547,7 +623,7 @@ class DaskOverlapTileInferer:
 
     def __init__(
         self,
-        inferer: OverlapTileInferer | None = None,
+        inferer: OverlapTileInferer | DihedralTTAInferer | None = None,
         axes: str | None = None,
         chunk_size: Sequence[int] | int | None = None,
         out_channels: int | None = None,

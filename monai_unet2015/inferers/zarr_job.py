@@ -47,6 +47,7 @@ from monai_unet2015.inferers.out_of_core import (
     _require_dask,
 )
 from monai_unet2015.inferers.overlap_tile import OverlapTileInferer
+from monai_unet2015.inferers.tta import DihedralTTAInferer
 
 zarr, _ = optional_import("zarr")
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
@@ -190,7 +191,25 @@ def _checkpoint_id(loader: Any) -> dict:
     return {"checkpoint": os.path.abspath(path), "checkpoint_sha256": digest.hexdigest()}
 
 
-def _inferer_id(inferer: OverlapTileInferer) -> dict:
+def _describe(obj: Any) -> Any:
+    """A description of a callable option that stays the same from run to run (no memory addresses)."""
+    if obj is None:
+        return None
+    kind = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    simple = (int, float, str, bool, type(None))
+    state = {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in sorted(getattr(obj, "__dict__", {}).items())
+        if not k.startswith("_") and (isinstance(v, simple) or (isinstance(v, (tuple, list)) and all(isinstance(i, simple) for i in v)))
+    }
+    return {"type": f"{getattr(obj, '__module__', '')}.{kind}", **state}
+
+
+def _inferer_id(inferer: Any) -> dict:
+    if isinstance(inferer, DihedralTTAInferer):
+        return {"tta": inferer.group, "spatial_axes": list(inferer.spatial_axes),
+                "postprocess": _describe(inferer.postprocess),
+                **_inferer_id(inferer.inferer)}
     return {
         k: (str(v) if v is not None and not isinstance(v, (int, float, str, bool, list, tuple)) else v)
         for k, v in sorted(vars(inferer).items())
@@ -217,7 +236,7 @@ def segment_to_zarr(
     input_path: str | os.PathLike,
     output_path: str | os.PathLike,
     network: NetworkLoader | torch.nn.Module,
-    inferer: OverlapTileInferer | None = None,
+    inferer: OverlapTileInferer | DihedralTTAInferer | None = None,
     axes: str | None = None,
     chunk_size: Sequence[int] | int | None = None,
     channels: Sequence[int] | None = None,
@@ -244,7 +263,9 @@ def segment_to_zarr(
         output_path: the OME-Zarr group to write (``.zarr``): created when missing; an output of the same job
             is resumed; anything else there is refused.
         network: a :py:class:`NetworkLoader` (a module or factory plus checkpoint, built once per worker).
-        inferer: the tile inferer each chunk runs (``roi_size``, ``sw_batch_size``, ``amp_dtype``).
+        inferer: the tile inferer each chunk runs (``roi_size``, ``sw_batch_size``, ``amp_dtype``), or a
+            :py:class:`~monai_unet2015.inferers.DihedralTTAInferer` around one for test-time augmentation (exact:
+            equal to it on the whole image).
         axes: the input's axes when the file does not name them (see :py:func:`overlap_tile_dask`).
         chunk_size: output chunk edge per spatial axis (rounded up to the network's grid).
         channels: the softmax channels written to the image array ``0`` (default: all).
@@ -314,7 +335,7 @@ def segment_to_zarr(
             "probability_dtype": probability_dtype,
             "mask_channel": int(mask_channel),
             "threshold": None if threshold is None else float(threshold),
-            "instances": None if instances is None else repr(instances),
+            "instances": _describe(instances),
             "normalize": normalize,
             "inferer": _inferer_id(plan.inferer),
             **_checkpoint_id(network),
