@@ -95,6 +95,8 @@ def start_client(
     A ``dask.distributed`` client: on the cluster at ``scheduler`` (an address such as ``"tcp://host:8786"``,
     or a ``Client`` used as it is), or, for ``None`` / ``"none"`` / ``"local"``, on a new ``LocalCluster`` of
     ``n_workers`` processes bound to 127.0.0.1 with ``threads_per_worker`` threads and ``memory_limit`` each.
+    The local workers start without dask's ``MALLOC_TRIM_THRESHOLD_=65536``, which slows torch's convolutions
+    about 3x (see docs/benchmarks.md); start the workers of your own cluster without it too.
 
     Returns:
         the client and a function that closes what this call started.
@@ -107,14 +109,19 @@ def start_client(
         for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=threads_per_worker,
-            memory_limit=memory_limit,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        )
+        import dask
+
+        # dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc hand every large
+        # temporary back to the OS: torch's convolutions then run about 3x slower (page faults on every tile)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                memory_limit=memory_limit,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
         client = Client(cluster)
 
         def close() -> None:
@@ -477,9 +484,11 @@ def _run(
     show = sys.stderr.isatty() if progress is None else bool(progress)
     bar = tqdm(total=len(keys), desc="chunks", unit="chunk") if show and has_tqdm else None
     pixels, count, next_log = 0, 0, 0.1
+    busy = 0.0
     for future in as_completed(futures):
-        n, _ = future.result()
+        n, seconds = future.result()
         pixels += n
+        busy += seconds
         count += 1
         if bar is not None:
             bar.update(1)
@@ -488,4 +497,7 @@ def _run(
             next_log += 0.1
     if bar is not None:
         bar.close()
+    logger.debug("chunk tasks busy %.1f s in all", busy)
+    if os.environ.get("UNET2015_DEBUG"):
+        print(f"busy {busy:.1f} s", file=sys.stderr)
     return count, pixels
