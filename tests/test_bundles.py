@@ -48,7 +48,8 @@ needs_schema = pytest.mark.skipif(not SCHEMA.is_file(), reason="../shared/schema
 
 EM, CELLS = "unet2015_em_membranes", "unet2015_dic_hela"
 NAMES = (EM, CELLS)
-CONFIGS = ("inference.json", "train.json", "train_cpu.json", "evaluate.json", "multi_gpu_train.json", "metadata.json")
+CONFIGS = ("inference.json", "train.json", "train_cpu.json", "evaluate.json", "multi_gpu_train.json", "metadata.json",
+           "inference_large.json")
 TINY = [4, 8, 16, 32, 64]  # depth 5 like the paper (valid sizes 16 n + 124), tiny width
 CROP = 160
 GT_FRAMES = (2, 5, 21, 31, 33, 34, 39, 54, 67)
@@ -63,10 +64,12 @@ def _tiny_copy(name: str, dest: Path) -> Path:
     """A copy of a bundle with the tiny width in every config and random weights in models/model.pt."""
     root = dest / name
     shutil.copytree(BUNDLES / name, root, ignore=shutil.ignore_patterns("runs", "eval", "models", "__pycache__"))
-    path = root / "configs" / "inference.json"  # the common config of all the bundle's configs
-    cfg = json.loads(path.read_text())
-    cfg["features"] = TINY
-    path.write_text(json.dumps(cfg, indent=4))
+    # inference.json, the common config of the merged configs, and the standalone inference_large.json
+    for f in ("inference.json", "inference_large.json"):
+        path = root / "configs" / f
+        cfg = json.loads(path.read_text())
+        cfg["features"] = TINY
+        path.write_text(json.dumps(cfg, indent=4))
     (root / "models").mkdir()
     torch.manual_seed(0)
     torch.save(UNet2015(features=TINY).state_dict(), root / "models" / "model.pt")
@@ -148,6 +151,7 @@ def test_configs_parse(name):
         ),
         (["inference.json", "evaluate.json"], ["preprocessing", "postprocessing", "metrics", "handlers"]),
         (["inference.json", "train.json", "train_cpu.json"], ["optimizer", "loss", "train#augmentation"]),
+        (["inference_large.json"], ["network_def", "inferer", "flags", "job#attributes"]),  # standalone
     ):
         parser = ConfigParser()
         parser.read_config([str(root / "configs" / f) for f in files])

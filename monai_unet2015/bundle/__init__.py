@@ -9,7 +9,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Helpers for the MONAI bundles in ``bundles/``: checkpoint lookup for resuming, release packaging."""
+"""Helpers for the MONAI bundles in ``bundles/``: checkpoint lookup for resuming, release packaging, the pieces of
+out-of-core inference (``inference_large.json``)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,14 @@ from .options import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403
 
 # ``package`` is also a command line (``python -m monai_unet2015.bundle.package``): importing it here would make
-# runpy warn that it is already in sys.modules, so its public functions are loaded on first access instead.
+# runpy warn that it is already in sys.modules, so its public functions are loaded on first access instead;
+# ``large`` needs torch, which the rest of this package does not import.
 _LAZY = {
+    "ReverseIndexedNetwork": ".large",
+    "ReverseIndexedTransform": ".large",
+    "check_large_inputs": ".large",
+    "whole_slice_chunks": ".large",
+    "set_dask_log_level": ".large",
     "package_bundle": ".package",
     "bundle_files": ".package",
     "select_bundle_files": ".package",

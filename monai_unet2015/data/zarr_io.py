@@ -202,7 +202,7 @@ def open_lazy(path: str | os.PathLike, key: str = "input_path", level: int = 0) 
         ((4, 300, 200), 'zarr', None)
     """
     _require()
-    path = os.fspath(path)
+    path = os.path.abspath(os.fspath(path))  # workers may run elsewhere: never a relative path in the graph
     if not os.path.exists(path):
         raise FileNotFoundError(f"{key} {path}: does not exist (give a .zarr folder, an OME-Zarr image or a TIFF file).")
     if os.path.isfile(path) and Path(path).suffix.lower() in _TIFF_SUFFIXES:

@@ -127,16 +127,28 @@ class NetworkLoader:
         if checkpoint is not None and not os.path.isfile(checkpoint):
             raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} is not a file.")
         self.network = network
-        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        self.checkpoint = None if checkpoint is None else os.path.abspath(os.fspath(checkpoint))
         self.device = device if device == "auto" else torch.device(device)
         self.threads = threads
         self.token = uuid.uuid4().hex
 
     def resolved_device(self) -> torch.device:
-        """The device :py:meth:`get` puts the network on in this process."""
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return self.device  # type: ignore[return-value]
+        """The device :py:meth:`get` puts the network on in this process: for ``"auto"``, the CPU without a GPU;
+        with several GPUs, the local dask worker ``i`` (a ``LocalCluster`` names them 0, 1, ...) takes GPU
+        ``i % count``, so each worker uses its own (give workers ``CUDA_VISIBLE_DEVICES`` to choose otherwise)."""
+        if self.device != "auto":
+            return self.device  # type: ignore[return-value]
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        count, index = torch.cuda.device_count(), 0
+        try:
+            from distributed import get_worker
+
+            name = get_worker().name
+            index = int(name) % count if str(name).isdigit() else 0
+        except (ImportError, ValueError):  # not in a dask worker
+            pass
+        return torch.device("cuda", index)
 
     def get(self) -> torch.nn.Module:
         """This process's network: built, loaded and moved on the first call, the same object afterwards."""

@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 #: the array of the output group that records which chunks are complete (1) and which are not (0)
 PROGRESS_ARRAY = "unet2015_progress"
-_NORMALIZE = ("minmax", "none")
+_NORMALIZE = ("minmax", "standardize", "none")
 _ARRAYS: dict[tuple[str, str], Any] = {}
 
 
@@ -111,6 +111,11 @@ def start_client(
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
         import dask
 
+        # the cluster's own start/stop lines (about 40 at INFO) are not the job's news
+        levels = {n: logging.getLogger(n).level for n in ("distributed", "tornado")}
+        for n in levels:
+            if logging.getLogger(n).getEffectiveLevel() < logging.WARNING:
+                logging.getLogger(n).setLevel(logging.WARNING)
         # dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc hand every large
         # temporary back to the OS: torch's convolutions then run about 3x slower (page faults on every tile)
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
@@ -120,13 +125,15 @@ def start_client(
                 memory_limit=memory_limit,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port on 127.0.0.1, never a fixed one
             )
         client = Client(cluster)
 
         def close() -> None:
             client.close()
             cluster.close()
+            for name_, level in levels.items():
+                logging.getLogger(name_).setLevel(level)
 
         return client, close
     if not isinstance(scheduler, str):
@@ -177,7 +184,7 @@ def _write_chunk(
     label_perm = [p if p < batch_dims else p - 1 for p in perm if p != batch_dims]
     squeeze = fg.reshape(fg.shape[:batch_dims] + fg.shape[batch_dims + 1 :])
     if spec["threshold"] is not None:
-        mask = (squeeze > spec["threshold"]).to(torch.uint8)
+        mask = (squeeze >= spec["threshold"]).to(torch.uint8)
         _open_array(root, "labels/mask/0")[label_region] = mask.permute(label_perm).numpy()
     if spec["instances"] is not None:
         labels = spec["instances"](fg.reshape(1, *output_size))
@@ -198,18 +205,23 @@ def _checkpoint_id(loader: Any) -> dict:
     return {"checkpoint": os.path.abspath(path), "checkpoint_sha256": digest.hexdigest()}
 
 
-def _describe(obj: Any) -> Any:
-    """A description of a callable option that stays the same from run to run (no memory addresses)."""
-    if obj is None:
-        return None
-    kind = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+def _describe(obj: Any, depth: int = 3) -> Any:
+    """A description of an option object that stays the same from run to run (no memory addresses): its type and
+    its public attributes, objects among them described alike (``depth`` levels)."""
     simple = (int, float, str, bool, type(None))
-    state = {
-        k: (list(v) if isinstance(v, tuple) else v)
-        for k, v in sorted(getattr(obj, "__dict__", {}).items())
-        if not k.startswith("_") and (isinstance(v, simple) or (isinstance(v, (tuple, list)) and all(isinstance(i, simple) for i in v)))
-    }
-    return {"type": f"{getattr(obj, '__module__', '')}.{kind}", **state}
+    if isinstance(obj, simple):
+        return obj
+    if isinstance(obj, (tuple, list)):
+        return [_describe(v, depth) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): _describe(v, depth) for k, v in obj.items()}
+    kind = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    out: dict = {"type": f"{getattr(obj, '__module__', None) or type(obj).__module__}.{kind}"}
+    if depth > 0 and not callable(getattr(obj, "__code__", None)):
+        for k, v in sorted(getattr(obj, "__dict__", {}).items()):
+            if not k.startswith("_") and not isinstance(v, (torch.Tensor, np.ndarray, torch.nn.Module)):
+                out[k] = _describe(v, depth - 1)
+    return out
 
 
 def _inferer_id(inferer: Any) -> dict:
@@ -278,13 +290,16 @@ def segment_to_zarr(
         channels: the softmax channels written to the image array ``0`` (default: all).
         probability_dtype: ``"float32"`` or ``"float16"``.
         mask_channel: the foreground channel for ``threshold`` and ``instances``.
-        threshold: write ``labels/mask`` (``probability[mask_channel] > threshold``, uint8) when given.
+        threshold: write ``labels/mask`` (``probability[mask_channel] >= threshold``, uint8, as ``AsDiscrete``
+            keeps it) when given.
         instances: write ``labels/instances`` (uint32), ``instances(probability[mask_channel][None])`` per chunk,
-            e.g. a :py:class:`~monai_unet2015.transforms.WatershedInstances`; needs chunks holding whole images
+            e.g. a :py:class:`~monai_unet2015.transforms.instances.watershed.WatershedInstances`; needs chunks holding whole images
             (``chunk_size`` at least the image's), since instances are not merged across chunks.
         normalize: ``"minmax"`` rescales each image (each index of the non-spatial axes) to [0, 1] by its
             minimum and maximum as ``ScaleIntensity`` does (one extra pass over the input, remembered in the
-            output for restarts); ``"none"`` feeds the voxels as they are.
+            output for restarts); ``"standardize"`` to zero mean and unit variance per image as
+            ``NormalizeIntensity`` does (population standard deviation, 1 where it is 0); ``"none"`` feeds the
+            voxels as they are.
         scheduler: ``None`` (a local cluster of ``n_workers``) or a scheduler address / ``Client``.
         n_workers: worker processes of the local cluster.
         threads_per_worker: threads (concurrent chunks) per local worker.
@@ -357,6 +372,11 @@ def segment_to_zarr(
         chunk = dict(zip(canonical_axes, ((1,) * nb + (chan,) + tuple(c[0] for c in plan.layout.chunks))))
         return tuple(full[a] for a in axes_), tuple(chunk[a] for a in axes_)
 
+    if existing is not None:
+        done = zarr.open_array(os.path.join(output_path, PROGRESS_ARRAY), mode="r")[...].astype(bool)
+        if done.all():  # nothing left: no cluster needed
+            seconds = time.perf_counter() - t_start
+            return JobSummary(output_path, int(done.size), 0, int(done.size), seconds, 0.0)
     client, close = start_client(scheduler, n_workers, threads_per_worker, memory_limit)
     try:
         if torch_threads is None and (scheduler is None or str(scheduler).lower() in ("none", "local", "null", "")):
@@ -380,13 +400,12 @@ def segment_to_zarr(
                 spacing=spacing,
                 unit=image.unit,
                 name=name,
-                attributes=fingerprint,
             )
             group.create_array(PROGRESS_ARRAY, shape=grid, chunks=(1,) * len(grid), dtype="uint8", fill_value=0)
+            group.attrs["unet2015"] = fingerprint  # last: an output without it was never started
             done = np.zeros(grid, dtype=bool)
         else:
             ranges = existing["intensity_ranges"]
-            done = zarr.open_array(os.path.join(output_path, PROGRESS_ARRAY), mode="r")[...].astype(bool)
         summary = _run(client, plan, network, output_path, done, ranges, grid, perm, channels, probability_dtype,
                        int(mask_channel), threshold, instances, progress)
     finally:
@@ -394,7 +413,7 @@ def segment_to_zarr(
     done_now, pixels = summary
     seconds = time.perf_counter() - t_start
     result = JobSummary(output_path, int(done.size), done_now, int(done.sum()), seconds, pixels / 1e6 / max(seconds, 1e-9))
-    logger.info(str(result))
+    logger.debug(str(result))
     return result
 
 
@@ -426,14 +445,20 @@ def _existing_job(output_path: str, fingerprint: Mapping) -> dict | None:
 
 
 def _intensity_ranges(plan: _Plan, normalize: str) -> list | None:
-    """Per image (index of the non-spatial axes), its (min, max), computed on the cluster."""
+    """Per image (index of the non-spatial axes), the ``(low, high)`` that ``(x - low) / (high - low)`` maps it
+    with: its (min, max), or for ``"standardize"`` its (mean, mean + std); computed on the cluster."""
     if normalize == "none":
         return None
     import dask
 
     x = plan.canonical
     axes = tuple(range(plan.batch_dims, x.ndim))
-    low, high = dask.compute(x.min(axis=axes), x.max(axis=axes))
+    if normalize == "standardize":
+        mean, std = dask.compute(x.mean(axis=axes, dtype=np.float64), x.std(axis=axes, dtype=np.float64))
+        std = np.where(np.asarray(std) > 0, std, 1.0)
+        low, high = np.asarray(mean), np.asarray(mean) + std
+    else:
+        low, high = dask.compute(x.min(axis=axes), x.max(axis=axes))
     return np.stack([np.asarray(low, np.float64).ravel(), np.asarray(high, np.float64).ravel()], 1).tolist()
 
 

@@ -161,6 +161,20 @@ class WatershedInstances(Transform):
                                   self.min_size, self.fill_holes, self.connectivity, self.polarity)[None]
         return convert_to_dst_type(out, img, dtype=np.int32)[0]
 
+    def __repr__(self) -> str:
+        """The transform and its parameters, the same in every process (out-of-core jobs compare it on resuming).
+
+        Examples::
+
+            >>> repr(WatershedInstances(0.5, 0.9, min_size=3))[:79]
+            'WatershedInstances(mask_threshold=0.5, marker_threshold=0.9, min_marker_size=10'
+            >>> repr(WatershedInstances(min_size=3)) == repr(WatershedInstances(min_size=3))
+            True
+        """
+        names = ("mask_threshold", "marker_threshold", "min_marker_size", "min_size", "fill_holes", "connectivity",
+                 "polarity")
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in names)})"
+
 
 class WatershedInstancesd(MapTransform):
     """Dictionary-based :py:class:`WatershedInstances`: instances of ``data[key]`` written to ``data[output_key]``.
