@@ -115,7 +115,7 @@ def in_memory(src: str, net: torch.nn.Module, threads: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--gib", type=float, nargs="*", default=[4.0, 0.5], help="volume sizes for the memory runs (none: skip)")
+    p.add_argument("--gib", type=float, nargs="*", default=[4.0, 0.5], help="volumes of the memory runs (none: skip)")
     p.add_argument("--worker-memory", default="1GiB")
     p.add_argument("--slice", type=int, default=2048)
     p.add_argument("--features", type=int, nargs="+", default=[2, 4])
@@ -173,7 +173,8 @@ def main() -> None:
         best = {k: min(v) for k, v in times.items()}
         for name, t in best.items():
             print(f"{name:32s} {t:7.2f} s  {pixels / 1e6 / t:6.2f} Mpixel/s")
-        print(f"job / in-memory, {cores} threads: {best[f'job, 1 worker x {cores} threads'] / best[f'in-memory, {cores} threads']:.3f}")
+        ratio = best[f"job, 1 worker x {cores} threads"] / best[f"in-memory, {cores} threads"]
+        print(f"job / in-memory, {cores} threads: {ratio:.3f}")
         print(f"job / in-memory, 1 thread: {best['job, 1 worker x 1 thread'] / best['in-memory, 1 thread']:.3f}")
         print(f"throughput 2 workers / 1 worker (1 thread each): "
               f"{best['job, 1 worker x 1 thread'] / best['job, 2 workers x 1 thread']:.2f}x")

@@ -120,10 +120,11 @@ def test_ome_zarr_input_keeps_its_voxel_size_and_tiff_input_gives_the_same_resul
     assert image.axes == "zyx" and image.data.chunksize[-2:] == (32, 32)
     loader = NetworkLoader(_net())
     results = []
-    for name in ("in_ome.zarr", "in.tif"):
+    # the second job reaches the running cluster by its scheduler's address, as a user's existing cluster
+    for name, scheduler in (("in_ome.zarr", client), ("in.tif", client.scheduler.address)):
         out = tmp_path / f"out_{name}.zarr"
         segment_to_zarr(tmp_path / name, out, loader, OverlapTileInferer(roi_size=ROI), chunk_size=48,
-                        probability_dtype="float16", channels=[1], scheduler=client, progress=False)
+                        probability_dtype="float16", channels=[1], scheduler=scheduler, progress=False)
         results.append(zarr.open_group(str(out), mode="r"))
     ome = results[0].attrs["ome"]["multiscales"][0]
     assert ome["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 0.05, 0.004, 0.004]

@@ -36,7 +36,7 @@ __all__ = ["LazyImage", "open_lazy", "OutputArray", "create_ome_zarr", "ome_zarr
 _TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
 #: TIFF axis codes (tifffile's ``series.axes``) as OME axis letters
 _TIFF_AXES = {"T": "t", "C": "c", "Z": "z", "Y": "y", "X": "x", "Q": "z", "I": "z"}
-_SPATIAL_UNITS = {"micron": "micrometer", "um": "micrometer", "µm": "micrometer", "\\u00B5m": "micrometer", "nm": "nanometer"}
+_SPATIAL_UNITS = {"micron": "micrometer", "um": "micrometer", "\u00b5m": "micrometer", "nm": "nanometer"}
 
 
 def _require() -> None:
@@ -65,7 +65,7 @@ class LazyImage(NamedTuple):
 
 
 def _check_dtype(dtype: np.dtype, key: str, path: str) -> None:
-    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == bool):
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.bool_)):
         raise TypeError(f"{key} {path}: voxels of dtype {dtype} are not supported; give integer, float or bool data.")
 
 
@@ -85,7 +85,8 @@ def _open_zarr(path: str, key: str, level: int) -> LazyImage:
         ) from None
     if isinstance(node, zarr.Array):
         names = getattr(node.metadata, "dimension_names", None) or node.attrs.get("_ARRAY_DIMENSIONS")
-        axes = "".join(str(n).lower() for n in names) if names and all(str(n).lower() in "tczyx" and len(str(n)) == 1 for n in names) else None
+        letters = [str(n).lower() for n in names or ()]
+        axes = "".join(letters) if letters and all(len(n) == 1 and n in "tczyx" for n in letters) else None
         return LazyImage(da.from_zarr(node), axes, None, None, path, "zarr")
     multiscales = _ome_multiscales(node.attrs)
     if not multiscales:
@@ -204,7 +205,9 @@ def open_lazy(path: str | os.PathLike, key: str = "input_path", level: int = 0) 
     _require()
     path = os.path.abspath(os.fspath(path))  # workers may run elsewhere: never a relative path in the graph
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{key} {path}: does not exist (give a .zarr folder, an OME-Zarr image or a TIFF file).")
+        raise FileNotFoundError(
+            f"{key} {path}: does not exist (give a .zarr folder, an OME-Zarr image or a TIFF file)."
+        )
     if os.path.isfile(path) and Path(path).suffix.lower() in _TIFF_SUFFIXES:
         image = _open_tiff(path, key, level)
     elif os.path.isdir(path):
@@ -284,7 +287,8 @@ def create_ome_zarr(
         where.create_array(leaf, shape=arr.shape, chunks=arr.chunks, dtype=arr.dtype, fill_value=0)
         scale = [float(spacing.get(a, 1.0)) for a in arr.axes]
         datasets = [{"path": leaf, "coordinateTransformations": [{"type": "scale", "scale": scale}]}]
-        write_multiscales_metadata(where, datasets, fmt=fmt, axes=ome_zarr_axes(arr.axes, unit), name=label_name or name)
+        axes = ome_zarr_axes(arr.axes, unit)
+        write_multiscales_metadata(where, datasets, fmt=fmt, axes=axes, name=label_name or name)
 
     add(group, image, "0", None)
     if labels:

@@ -121,7 +121,9 @@ class NetworkLoader:
         threads: int | None = None,
     ) -> None:
         if not (isinstance(network, torch.nn.Module) or callable(network)):
-            raise TypeError(f"network must be a torch.nn.Module or a callable returning one, got {type(network).__name__}.")
+            raise TypeError(
+                f"network must be a torch.nn.Module or a callable returning one, got {type(network).__name__}."
+            )
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive int or None, got {threads!r}.")
         if checkpoint is not None and not os.path.isfile(checkpoint):
@@ -255,7 +257,9 @@ class ChunkLayout(NamedTuple):
         return math.prod(len(c) for c in self.chunks)
 
 
-def chunk_layout(image_size: Sequence[int], geometry: Any, chunk_size: Sequence[int] | int | None = None) -> ChunkLayout:
+def chunk_layout(
+    image_size: Sequence[int], geometry: Any, chunk_size: Sequence[int] | int | None = None
+) -> ChunkLayout:
     """
     Output chunks of an image of spatial size ``image_size`` for a network of ``geometry``
     (:py:class:`~monai_unet2015.inferers.geometry.TilingGeometry`): ``chunk_size`` (per axis or one value, default
@@ -594,7 +598,8 @@ def overlap_tile_dask(
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    name = "overlap-tile-" + tokenize(plan.canonical.name, loader.token if isinstance(loader, NetworkLoader) else id(loader),
+    token = loader.token if isinstance(loader, NetworkLoader) else id(loader)
+    name = "overlap-tile-" + tokenize(plan.canonical.name, token,
                                       plan.layout, plan.inferer.__dict__, np.dtype(dtype).str)
     dtype = np.dtype(dtype)
 

@@ -137,7 +137,9 @@ def start_client(
 
         return client, close
     if not isinstance(scheduler, str):
-        raise TypeError(f"scheduler must be None, an address string or a distributed.Client, got {type(scheduler).__name__}.")
+        raise TypeError(
+            f"scheduler must be None, an address string or a distributed.Client, got {type(scheduler).__name__}."
+        )
     client = Client(scheduler, timeout="30s")
     return client, client.close
 
@@ -293,7 +295,8 @@ def segment_to_zarr(
         threshold: write ``labels/mask`` (``probability[mask_channel] >= threshold``, uint8, as ``AsDiscrete``
             keeps it) when given.
         instances: write ``labels/instances`` (uint32), ``instances(probability[mask_channel][None])`` per chunk,
-            e.g. a :py:class:`~monai_unet2015.transforms.instances.watershed.WatershedInstances`; needs chunks holding whole images
+            e.g. a :py:class:`~monai_unet2015.transforms.instances.watershed.WatershedInstances`; needs chunks
+            holding whole images
             (``chunk_size`` at least the image's), since instances are not merged across chunks.
         normalize: ``"minmax"`` rescales each image (each index of the non-spatial axes) to [0, 1] by its
             minimum and maximum as ``ScaleIntensity`` does (one extra pass over the input, remembered in the
@@ -412,7 +415,8 @@ def segment_to_zarr(
         close()
     done_now, pixels = summary
     seconds = time.perf_counter() - t_start
-    result = JobSummary(output_path, int(done.size), done_now, int(done.sum()), seconds, pixels / 1e6 / max(seconds, 1e-9))
+    rate = pixels / 1e6 / max(seconds, 1e-9)
+    result = JobSummary(output_path, int(done.size), done_now, int(done.sum()), seconds, rate)
     logger.debug(str(result))
     return result
 
