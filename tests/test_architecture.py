@@ -27,7 +27,7 @@ ALLOWED = {
     "metrics": {"transforms"},  # instances: relabelling, connectivity (as MONAI's metrics use monai.transforms)
     "engines": set(),
     "transforms": {"networks"},
-    "inferers": {"networks", "transforms"},
+    "inferers": {"networks", "transforms", "data"},  # the out-of-core job reads and writes zarr (data.zarr_io)
     "handlers": {"metrics"},
     "data": {"bundle", "transforms"},
     "bundle": {"networks", "data", "inferers", "transforms", "metrics", "handlers", "losses", "engines"},

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import operator
 import os
 import threading
 import uuid
@@ -98,8 +99,8 @@ class NetworkLoader:
         checkpoint: optional path of a state dict (a bare state dict or one under ``"model"``, as bundles write),
             loaded with ``weights_only=True``; must be readable from every worker.
         device: ``"auto"`` (default: the process's GPU when it has one, else the CPU) or a torch device.
-        threads: torch intra-op threads per process (``torch.set_num_threads``) on first use; ``None`` keeps
-            torch's default. Several workers on one machine should share its cores (e.g. 1 each on 2 cores).
+        threads: torch intra-op threads of the process (``torch.set_num_threads``), set by every :py:meth:`get`;
+            ``None`` keeps the process's setting. Several workers on one machine should share its cores (e.g. 1 each on 2 cores).
 
     Examples::
 
@@ -154,21 +155,22 @@ class NetworkLoader:
 
     def get(self) -> torch.nn.Module:
         """This process's network: built, loaded and moved on the first call, the same object afterwards."""
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)  # every call: a later job may share this process's cores otherwise
         net = _CACHE.get(self.token)
         if net is not None:
             return net
         with _LOCK:
             net = _CACHE.get(self.token)
             if net is None:
-                if self.threads is not None:
-                    torch.set_num_threads(self.threads)
                 net = copy.deepcopy(self.network) if isinstance(self.network, torch.nn.Module) else self.network()
                 if not isinstance(net, torch.nn.Module):
                     raise TypeError(f"the network factory returned {type(net).__name__}, not a torch.nn.Module.")
-                if self.checkpoint is not None:
-                    from monai_unet2015.bundle.checkpoint import read_state_dict
-
-                    net.load_state_dict(read_state_dict(self.checkpoint, "checkpoint"))
+                if self.checkpoint is not None:  # a bare state dict, or one under "model" (MONAI's CheckpointSaver)
+                    state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+                    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+                        state = state["model"]
+                    net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
                 net = net.to(self.resolved_device()).eval()
                 _CACHE[self.token] = net
                 _BUILDS[0] += 1
@@ -501,18 +503,22 @@ def _plan_graph(
     return _Plan(x, layout, len(batch), k, tuple(windows), inferer, axes, output_axes(axes, nsp))
 
 
-def _block_ranges(window: tuple[int, int], length: int, chunks: tuple[int, ...]) -> tuple[int, range]:
-    """The input blocks along one axis that hold the (reflected) positions of ``window``, and where they start."""
+def _block_ranges(window: tuple[int, int], length: int, chunks: tuple[int, ...]) -> tuple[int, list[tuple[int, slice]]]:
+    """Along one axis: where the span of the (reflected) positions of ``window`` starts, and the input blocks
+    holding it, each with the part of it inside the span."""
     idx = _reflect(torch.arange(window[0], window[1]), length)
-    lo, hi = int(idx.min()), int(idx.max())
+    lo, hi = int(idx.min()), int(idx.max()) + 1
     bounds = np.cumsum((0,) + chunks)
     first = int(np.searchsorted(bounds, lo, side="right") - 1)
-    last = int(np.searchsorted(bounds, hi, side="right") - 1)
-    return int(bounds[first]), range(first, last + 1)
+    last = int(np.searchsorted(bounds, hi - 1, side="right") - 1)
+    parts = [
+        (j, slice(max(lo, bounds[j]) - bounds[j], min(hi, bounds[j + 1]) - bounds[j])) for j in range(first, last + 1)
+    ]
+    return lo, parts
 
 
 def _graph(plan: _Plan, loader: Any, name: str, task: Callable, extra: Callable[[tuple], tuple] | None = None) -> dict:
-    """Legacy dask graph: one ``task`` per output chunk, reading the input blocks its window needs."""
+    """Legacy dask graph: one ``task`` per output chunk, reading the parts of the input blocks its window needs."""
     x, layout = plan.canonical, plan.layout
     nsp = len(layout.image_size)
     nb = plan.batch_dims
@@ -521,19 +527,20 @@ def _graph(plan: _Plan, loader: Any, name: str, task: Callable, extra: Callable[
     per_axis = [
         [_block_ranges(w, layout.image_size[a], x.chunks[nb + 1 + a]) for w in plan.windows[a]] for a in range(nsp)
     ]
+    lead = (slice(None),) * (nb + 1)
     for bidx in itertools.product(*(range(n) for n in x.numblocks[:nb])):
         for sidx in itertools.product(*(range(len(c)) for c in layout.chunks)):
-            starts, ranges = zip(*(per_axis[a][i] for a, i in enumerate(sidx)))
+            starts, parts = zip(*(per_axis[a][i] for a, i in enumerate(sidx)))
 
-            def nest(prefix: tuple, axis: int) -> Any:
-                if axis == nsp:
-                    return (x.name, *bidx, 0, *prefix)
-                return [nest(prefix + (j,), axis + 1) for j in ranges[axis]]
+            def nest(prefix: tuple, cut: tuple, axis: int) -> Any:
+                if axis == nsp:  # the part of one block, cut where the task runs (views, no copy)
+                    return (operator.getitem, (x.name, *bidx, 0, *prefix), lead + cut)
+                return [nest(prefix + (j,), cut + (sl,), axis + 1) for j, sl in parts[axis]]
 
             window = tuple(plan.windows[a][i] for a, i in enumerate(sidx))
             out_size = tuple(layout.chunks[a][i] for a, i in enumerate(sidx))
             args = (
-                loader_key, plan.inferer, nest((), 0), tuple(starts), window, layout.image_size, out_size, nb,
+                loader_key, plan.inferer, nest((), (), 0), tuple(starts), window, layout.image_size, out_size, nb,
             )
             graph[(name, *bidx, 0, *sidx)] = (task, *args, *(extra((bidx, sidx)) if extra else ()))
     return graph
