@@ -19,7 +19,9 @@ per-iteration handlers (logging, TensorBoard). Its time per iteration runs from 
 the iteration's handlers (median, the first iterations left out as warm-up). The bare step is forward, loss,
 backward and optimiser step of the same network, loss and optimiser on a fixed random tile of the same size,
 run after every trainer iteration, so that both see the same machine. The per-epoch checkpoint is not timed.
-``--set`` overrides config keys as on the ``monai.bundle run`` command line, e.g. ``--set num_workers=0``.
+``--set`` overrides config keys as on the ``monai.bundle run`` command line, e.g. ``--set num_workers=0`` or
+``--set amp=false channels_last=false`` (float32 in the default layout; the bundles' default ``auto`` picks bf16
+autocast and channels_last where they measure faster, and the bare step runs in the trainer's precision).
 One validation pass is timed too: per training iteration it costs its time divided by
 ``val_interval * num_iters_per_epoch``.
 """
@@ -41,12 +43,15 @@ BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 
 
 class BareStep:
-    """Forward, loss, backward and optimiser step on a fixed random tile, with the trainer's network, loss and
-    optimiser: the reference a trainer iteration is compared with."""
+    """Forward, loss, backward and optimiser step on a fixed random tile, with the trainer's network, loss,
+    optimiser and precision (its ``amp_dtype`` autocast, float32 loss): the reference a trainer iteration is
+    compared with."""
 
     def __init__(self, trainer, size: int, weighted: bool) -> None:
         self.net, self.opt, self.loss_fn = trainer.network, trainer.optimizer, trainer.loss_function
+        self.dtype = getattr(trainer, "amp_dtype", None)
         device = next(self.net.parameters()).device
+        self.device_type = device.type
         self.x = torch.rand(1, 1, size, size, device=device)
         with torch.no_grad():
             out = self.net(self.x).shape[2:]
@@ -57,11 +62,71 @@ class BareStep:
         self.net.train()
         start = time.perf_counter()
         self.opt.zero_grad(set_to_none=True)
-        pred = self.net(self.x)
-        loss = self.loss_fn(pred, self.label, self.weight) if self.weight is not None else self.loss_fn(pred, self.label)
+        with torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None):
+            pred = self.net(self.x)
+        pred = pred.float()
+        extra = () if self.weight is None else (self.weight,)
+        loss = self.loss_fn(pred, self.label, *extra)
         loss.backward()
         self.opt.step()
         return time.perf_counter() - start
+
+
+class BundleTrainer:
+    """A bundle's own trainer (``inference.json`` + ``train.json`` + ``train_cpu.json``) for a short run in
+    ``runs_dir``, validation off: ``epochs`` epochs of ``iters`` iterations, the bundle's run steps but the last
+    (precision, checkpoint saver, ...) done. ``overrides``: ``KEY=VALUE`` strings as on the command line."""
+
+    def __init__(self, bundle: str, overrides: list[str], iters: int, runs_dir: str, epochs: int = 1) -> None:
+        root = BUNDLES / bundle
+        parser = ConfigParser()
+        parser.read_config([str(root / "configs" / f) for f in ("inference.json", "train.json", "train_cpu.json")])
+        for item in overrides:
+            key, value = item.split("=", 1)
+            try:
+                parser[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                parser[key] = value
+        # the recipe's validation schedule, before the short run below replaces the epochs
+        self.val_interval, self.per_epoch = parser["val_interval"], parser["num_iters_per_epoch"]
+        parser["bundle_root"] = str(root)
+        parser["runs_dir"] = runs_dir
+        parser["run_name"] = "bench"
+        parser["epochs"] = epochs
+        parser["num_iters_per_epoch"] = iters
+        parser["train#handlers#validation#_disabled_"] = True
+        parser.get_parsed_content("initialize")
+        for k in range(len(parser["run"]) - 1):  # the bundle's run steps (checkpoint saver, ...) but the last
+            parser.get_parsed_content(f"run#{k}")
+        self.parser = parser
+        self.trainer = parser.get_parsed_content("train#trainer")
+        self.weighted = parser.get_parsed_content("flags#use_weight_map")
+        self.size = parser.get_parsed_content("train_roi_size")
+        self.num_workers = parser.get_parsed_content("num_workers")
+
+    def attach_timing(self, bare: bool = True) -> None:
+        """Records every iteration's time, from fetching the batch to the end of its handlers, in
+        ``iteration_times``; with ``bare``, one :py:class:`BareStep` after every iteration in ``bare_times``, so
+        that load and clock changes hit both alike."""
+        self.iteration_times: list[float] = []
+        self.bare_times: list[float] = []
+        step = BareStep(self.trainer, self.size, self.weighted) if bare else None
+        start: list[float] = []
+        self.trainer.add_event_handler(Events.GET_BATCH_STARTED, lambda e: start.append(time.perf_counter()))
+
+        def done(engine) -> None:
+            self.iteration_times.append(time.perf_counter() - start[-1])
+            if step is not None:
+                self.bare_times.append(step())
+
+        self.trainer.add_event_handler(Events.ITERATION_COMPLETED, done)
+
+    def validation_seconds(self) -> float:
+        """One validation pass (the bundle's evaluator) and its share per training iteration of the recipe."""
+        evaluator = self.parser.get_parsed_content("validate#evaluator")
+        t0 = time.perf_counter()
+        evaluator.run()
+        return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -74,44 +139,17 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    root = BUNDLES / args.bundle
-    files = [str(root / "configs" / f) for f in ("inference.json", "train.json", "train_cpu.json")]
     with tempfile.TemporaryDirectory() as tmp:
-        parser = ConfigParser()
-        parser.read_config(files)
-        for item in args.set:
-            key, value = item.split("=", 1)
-            try:
-                parser[key] = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                parser[key] = value
-        # the recipe's validation schedule, before the short run below replaces the epochs
-        val_interval, per_epoch = parser["val_interval"], parser["num_iters_per_epoch"]
-        parser["bundle_root"] = str(root)
-        parser["runs_dir"] = tmp
-        parser["run_name"] = "bench"
-        parser["epochs"] = 1
-        parser["num_iters_per_epoch"] = args.iters
-        parser["train#handlers#validation#_disabled_"] = True
-        parser.get_parsed_content("initialize")
-        for k in range(len(parser["run"]) - 1):  # the bundle's run steps (checkpoint saver, ...) but the last
-            parser.get_parsed_content(f"run#{k}")
-        trainer = parser.get_parsed_content("train#trainer")
-        weighted = parser.get_parsed_content("flags#use_weight_map")
-        size = parser.get_parsed_content("train_roi_size")
-        bare = BareStep(trainer, size, weighted)
-        # alternate: after every trainer iteration one bare step, so that load and clock changes hit both alike
-        stamps: dict[str, list[float]] = {"start": [], "end": [], "bare": []}
-        trainer.add_event_handler(Events.GET_BATCH_STARTED, lambda e: stamps["start"].append(time.perf_counter()))
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: stamps["end"].append(time.perf_counter()))
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: stamps["bare"].append(bare()))
+        bundle = BundleTrainer(args.bundle, args.set, args.iters, tmp)
+        trainer, parser = bundle.trainer, bundle.parser
+        bundle.attach_timing()
         start = time.perf_counter()
         trainer.run()
         total = time.perf_counter() - start
-        gaps = [b - a for a, b in zip(stamps["start"], stamps["end"])]  # batch fetch + iteration + handlers
+        gaps = bundle.iteration_times  # batch fetch + iteration + handlers
         warm = min(3, len(gaps) - 1)
         t_iter = statistics.median(gaps[warm:])
-        t_bare = statistics.median(stamps["bare"][warm:])
+        t_bare = statistics.median(bundle.bare_times[warm:])
         loader = parser.get_parsed_content("train#dataloader")
         it, t_data = iter(loader), []
         next(it)
@@ -119,19 +157,16 @@ def main() -> None:
             t0 = time.perf_counter()
             next(it)
             t_data.append(time.perf_counter() - t0)
-        print(f"{args.bundle}: {torch.get_num_threads()} threads, tile {size}, weight map {weighted}, "
-              f"num_workers {parser.get_parsed_content('num_workers')}, overrides {args.set or 'none'}")
+        print(f"{args.bundle}: {torch.get_num_threads()} threads, tile {bundle.size}, weight map {bundle.weighted}, "
+              f"num_workers {bundle.num_workers}, overrides {args.set or 'none'}, amp_dtype {trainer.amp_dtype}")
         print(f"  trainer iteration  {t_iter:.3f} s (median of {len(gaps) - warm}, batch fetch included; "
               f"run {total:.1f} s with the bare steps)")
         print(f"  bare step          {t_bare:.3f} s   -> trainer / bare = {t_iter / t_bare:.2f}x")
         print(f"  one batch alone    {statistics.median(t_data):.3f} s (data loading and augmentation, median)")
         if not args.no_validation:
-            evaluator = parser.get_parsed_content("validate#evaluator")
-            t0 = time.perf_counter()
-            evaluator.run()
-            t_val = time.perf_counter() - t0
-            per_iter = t_val / (val_interval * per_epoch)
-            print(f"  one validation     {t_val:.1f} s, every {val_interval} x {per_epoch} iterations: "
+            t_val = bundle.validation_seconds()
+            per_iter = t_val / (bundle.val_interval * bundle.per_epoch)
+            print(f"  one validation     {t_val:.1f} s, every {bundle.val_interval} x {bundle.per_epoch} iterations: "
                   f"+{per_iter:.3f} s per iteration -> {(t_iter + per_iter) / t_bare:.2f}x the bare step")
             print(f"  iterations per hour: {3600 / (t_iter + per_iter):.0f} (bare step alone: {3600 / t_bare:.0f})")
 

@@ -43,14 +43,18 @@ TINY = [4, 8, 16, 32, 64]
 ENV = {k: v for k, v in os.environ.items() if k != "MONAI_UNET2015_TRACEBACK"} | {"OMP_NUM_THREADS": "2"}
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not beside the clone")
 
-#: the boolean keys of each config, as the bundles' ``flags`` read them
+#: the boolean keys of each config, as the bundles' ``flags`` read them (``amp`` and ``channels_last`` also take
+#: ``auto``, their default: see test_amp_and_channels_last_take_auto)
 FLAGS = {
     (EM, "inference"): ["tta", "volume_as_slices"],
     (EM, "evaluate"): ["tta", "volume_as_slices"],
-    (EM, "train"): ["tta", "volume_as_slices", "use_weight_map", "resume", "amp"],  # + those of inference.json
+    (EM, "train"): ["tta", "volume_as_slices", "use_weight_map", "resume", "amp", "channels_last"],  # + inference's
     (CELLS, "inference"): ["tta", "volume_as_slices", "ctc_result"],
     (CELLS, "evaluate"): ["tta", "volume_as_slices", "ctc_result"],
-    (CELLS, "train"): ["tta", "volume_as_slices", "ctc_result", "use_weight_map", "resume", "amp", "use_silver_truth"],
+    (CELLS, "train"): ["tta", "volume_as_slices", "ctc_result", "use_weight_map", "resume", "amp", "channels_last",
+                       "use_silver_truth"],
+    (EM, "inference_large"): ["tta", "write_mask", "write_instances", "progress"],
+    (CELLS, "inference_large"): ["tta", "write_mask", "write_instances", "progress"],
 }
 SPELLINGS = [("false", False), ("True", True), ("0", False), ("yes", True), ("no", False), ("1", True),
              ("FALSE", False), ("on", True), ("False", False), ("true", True)]
@@ -59,9 +63,10 @@ SPELLINGS = [("false", False), ("True", True), ("0", False), ("yes", True), ("no
 def _copy(name: str, dest: Path, weights: bool = True) -> Path:
     root = dest / name
     shutil.copytree(BUNDLES / name, root, ignore=shutil.ignore_patterns("runs", "eval", "models", "__pycache__"))
-    cfg = json.loads((root / "configs" / "inference.json").read_text())  # the common config
-    cfg["features"] = TINY
-    (root / "configs" / "inference.json").write_text(json.dumps(cfg, indent=4))
+    for f in ("inference.json", "inference_large.json"):  # the common config, and the standalone one
+        cfg = json.loads((root / "configs" / f).read_text())
+        cfg["features"] = TINY
+        (root / "configs" / f).write_text(json.dumps(cfg, indent=4))
     (root / "models").mkdir()
     if weights:
         torch.manual_seed(0)
@@ -76,7 +81,8 @@ def bundles(tmp_path_factory):
 
 
 def _configs(kind: str) -> str:
-    files = {"inference": ["inference"], "evaluate": ["inference", "evaluate"], "train": ["inference", "train"]}[kind]
+    files = {"inference": ["inference"], "evaluate": ["inference", "evaluate"], "train": ["inference", "train"],
+             "inference_large": ["inference_large"]}[kind]
     return "[" + ",".join(f"'configs/{f}.json'" for f in files) + "]"
 
 
@@ -139,6 +145,22 @@ def test_a_boolean_key_refuses_other_values(name, kind, bundles):
         proc = bundle_run(root, kind, f"--{key}", "maybe")
         assert_short_error(proc, f"--{key}", "'maybe'", "true/false", "yes/no", "1/0")
     assert not (root / "runs").exists() and not (root / "eval").exists()
+
+
+@pytest.mark.parametrize("name", [EM, CELLS])
+def test_amp_and_channels_last_take_auto(name, bundles, tmp_path):
+    """``auto`` (any letter case, and the default) reaches the config as 'auto', decided on the machine at run
+    time by ``monai_unet2015.engines.choose_precision``; other words are refused as for the booleans above."""
+    root = bundles[name]
+    probe = tmp_path / "probe.json"
+    probe.write_text(json.dumps({"run": ["$print('FLAGS=' + repr(@flags), flush=True)"]}))
+    proc = bundle_run(root, "train", "--amp", "AUTO", extra_config=probe)  # channels_last: the default
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = ast.literal_eval(next(line for line in proc.stdout.splitlines() if line.startswith("FLAGS="))[6:])
+    assert got["amp"] == got["channels_last"] == "auto"
+    line = assert_short_error(bundle_run(root, "train", "--channels_last", "fast"), "--channels_last", "'fast'")
+    assert "use auto or one of true/false, yes/no, 1/0, on/off" in line
+    assert not (root / "runs").exists()
 
 
 def test_tta_false_is_off_and_true_is_on(bundles, tmp_path):

@@ -10,7 +10,8 @@
 # limitations under the License.
 
 
-"""Bundle options as ``monai.bundle run`` delivers them: booleans from the command line, training run folders.
+"""Bundle options as ``monai.bundle run`` delivers them: booleans (or ``auto``) from the command line, training
+run folders.
 
 ``monai.bundle run`` hands command-line values to the config through python-fire, so ``--tta false`` arrives
 as the *string* ``'false'`` (true in Python) while ``--tta False`` arrives as the bool. The bundles read every
@@ -25,7 +26,7 @@ from typing import Any
 
 from .errors import BundleInputError
 
-__all__ = ["as_bool", "run_folder", "TRUE_WORDS", "FALSE_WORDS"]
+__all__ = ["as_bool", "as_bool_or_auto", "run_folder", "TRUE_WORDS", "FALSE_WORDS"]
 
 TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
@@ -64,6 +65,34 @@ def as_bool(value: Any, key: str = "value") -> bool:
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
         return as_bool(value.item(), key)
     raise BundleInputError(f"--{key} got {value!r}; use one of true/false, yes/no, 1/0, on/off.")
+
+
+def as_bool_or_auto(value: Any, key: str = "value") -> bool | str:
+    """``"auto"`` (any letter case), or the boolean meant by ``value`` as read by :py:func:`as_bool`.
+
+    For the keys whose default is decided on the machine, e.g. ``amp`` and ``channels_last`` of the training
+    configs (:py:func:`~monai_unet2015.engines.choose_precision`). Anything else raises
+    :py:class:`~monai_unet2015.bundle.errors.BundleInputError` naming ``key`` and the accepted values.
+
+    Args:
+        value: the value to read.
+        key: the config key, for the error message.
+
+    Examples::
+
+        >>> as_bool_or_auto("AUTO", "amp"), as_bool_or_auto("off", "amp"), as_bool_or_auto(True, "amp")
+        ('auto', False, True)
+        >>> as_bool_or_auto("maybe", "amp")
+        Traceback (most recent call last):
+        ...
+        monai_unet2015.bundle.errors.BundleInputError: --amp got 'maybe'; use auto or one of ...
+    """
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return as_bool(value, key)
+    except BundleInputError:
+        raise BundleInputError(f"--{key} got {value!r}; use auto or one of true/false, yes/no, 1/0, on/off.") from None
 
 
 def _is_distributed() -> bool:

@@ -11,4 +11,5 @@
 
 from __future__ import annotations
 
+from .precision import *  # noqa: F401,F403
 from .trainer import *  # noqa: F401,F403

@@ -9,7 +9,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A ``SupervisedTrainer`` that hands the U-Net weight map to the loss under its own batch key."""
+"""A ``SupervisedTrainer`` that hands the U-Net weight map to the loss under its own batch key, with bf16
+autocast on any device (CPU included)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ from monai.utils import CommonKeys
 __all__ = ["WeightMapTrainer"]
 
 _RESERVED_KEYS = (CommonKeys.IMAGE, CommonKeys.LABEL, CommonKeys.PRED, CommonKeys.LOSS)
+_AMP_DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def _amp_dtype(value: str | torch.dtype | None) -> torch.dtype | None:
+    if value is None or value in (torch.bfloat16, torch.float16):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _AMP_DTYPES:
+        return _AMP_DTYPES[value.strip().lower()]
+    raise ValueError(
+        f"amp_dtype must be None, 'bfloat16' / torch.bfloat16 or 'float16' / torch.float16, got {value!r}."
+    )
 
 
 class _LossWithWeightMap:
@@ -39,6 +51,23 @@ class _LossWithWeightMap:
     def __call__(self, pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         self.engine.state.output[self.key] = self.weight_map
         return self.loss_function(pred, label, self.weight_map)
+
+
+class _AutocastInferer:
+    """``inferer(inputs, network, ...)`` under ``torch.autocast(device_type, dtype)``, its prediction cast back to
+    float32, so that the loss is computed in float32 (outside autocast) and its gradient flows back in ``dtype``."""
+
+    def __init__(self, inferer: Callable, device_type: str, dtype: torch.dtype):
+        self.inferer = inferer
+        self.device_type = device_type
+        self.dtype = dtype
+
+    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            pred = self.inferer(inputs, network, *args, **kwargs)
+        if isinstance(pred, torch.Tensor) and pred.dtype in (torch.bfloat16, torch.float16):
+            pred = pred.float()
+        return pred
 
 
 class WeightMapTrainer(SupervisedTrainer):
@@ -57,22 +86,34 @@ class WeightMapTrainer(SupervisedTrainer):
     and the grad scaler, ``optimizer.zero_grad``, gradient accumulation, ``torch.compile`` and the events
     ``FORWARD_COMPLETED``, ``LOSS_COMPLETED``, ``BACKWARD_COMPLETED``, ``MODEL_COMPLETED``; for the duration of
     one iteration ``loss_function`` is wrapped so that it receives the weight map. Without a weight map (the
-    key is missing from the batch, the batch is not a dictionary, or ``weight_key=None``) an iteration is
-    exactly ``SupervisedTrainer``'s, with ``loss_function(pred, label)``. A custom ``iteration_update`` replaces
-    this logic, as in ``SupervisedTrainer``.
+    key is missing from the batch, the batch is not a dictionary, or ``weight_key=None``) and without
+    ``amp_dtype`` an iteration is exactly ``SupervisedTrainer``'s, with ``loss_function(pred, label)``. A custom
+    ``iteration_update`` replaces this logic, as in ``SupervisedTrainer``.
+
+    Mixed precision on any device: MONAI's ``amp=True`` is CUDA's float16 autocast only (on a CPU it does
+    nothing). ``amp_dtype="bfloat16"`` runs the inferer's forward pass under ``torch.autocast(device.type,
+    dtype=torch.bfloat16)`` on the trainer's device, CPU included, and casts the prediction back to float32:
+    the loss, ``engine.state.output["pred"]`` and the optimiser step stay float32, and bf16 needs no grad
+    scaler. ``amp_dtype="float16"`` is MONAI's own path (``amp=True``, float16 autocast with the grad scaler),
+    CUDA only. :py:func:`~monai_unet2015.engines.choose_precision` says which dtype is faster on this machine:
+    bf16 autocast is much slower than float32 on CPUs without AMX / AVX512-BF16.
 
     Args:
         args: positional arguments of ``monai.engines.SupervisedTrainer``.
         weight_key: batch key of the weight map ``(B, 1, *spatial)``, also its key in ``engine.state.output``;
             ``None`` turns the weight map off. It must differ from ``"image"``, ``"label"``, ``"pred"`` and
             ``"loss"``.
+        amp_dtype: ``None`` (default: ``amp`` as in ``SupervisedTrainer``), ``"bfloat16"`` / ``torch.bfloat16``
+            (autocast of the trainer's device, see above) or ``"float16"`` / ``torch.float16`` (CUDA only: MONAI's
+            ``amp=True``). Not together with ``amp=True``.
         kwargs: keyword arguments of ``monai.engines.SupervisedTrainer`` (``device``, ``max_epochs``,
             ``train_data_loader``, ``network``, ``optimizer``, ``loss_function``, ...). ``loss_function`` must
             accept ``(pred, label, weight_map)`` when the batches hold a weight map, as
             :py:class:`~monai_unet2015.losses.WeightedCrossEntropyLoss` does.
 
     Raises:
-        ValueError: ``weight_key`` is one of the reserved output keys.
+        ValueError: ``weight_key`` is one of the reserved output keys; ``amp_dtype`` is not one of the above, is
+            given with ``amp=True``, or is float16 on a device other than CUDA.
         TypeError: ``weight_key`` is not a string or ``None``; at run time, the batch holds something other than
             a tensor under ``weight_key``.
 
@@ -105,7 +146,9 @@ class WeightMapTrainer(SupervisedTrainer):
         True
     """
 
-    def __init__(self, *args: Any, weight_key: str | None = "weight", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, weight_key: str | None = "weight", amp_dtype: str | torch.dtype | None = None, **kwargs: Any
+    ) -> None:
         if weight_key is not None:
             if not isinstance(weight_key, str):
                 raise TypeError(
@@ -117,8 +160,21 @@ class WeightMapTrainer(SupervisedTrainer):
                     f"weight_key {weight_key!r} would overwrite engine.state.output[{weight_key!r}]: choose a key "
                     f"other than {[str(k) for k in _RESERVED_KEYS]}, e.g. 'weight', or None for no weight map."
                 )
+        amp_dtype = _amp_dtype(amp_dtype)
+        if amp_dtype is not None and kwargs.get("amp"):
+            raise ValueError(f"pass amp_dtype={amp_dtype} or amp=True, not both (amp=True is CUDA's float16 autocast).")
+        if amp_dtype == torch.float16:  # MONAI's own amp: float16 autocast and the grad scaler, CUDA only
+            kwargs["amp"] = True
+            kwargs["amp_kwargs"] = {**(kwargs.get("amp_kwargs") or {}), "dtype": torch.float16}
         super().__init__(*args, **kwargs)
+        if amp_dtype == torch.float16 and torch.device(self.state.device).type != "cuda":
+            raise ValueError(
+                f"amp_dtype float16 needs a CUDA device (MONAI's grad scaler), got {self.state.device}; use "
+                "'bfloat16' on a CPU."
+            )
         self.weight_key = weight_key
+        #: the autocast dtype of the forward pass (``None``: ``amp`` as in ``SupervisedTrainer``)
+        self.amp_dtype = amp_dtype
 
     def _weight_map(self, engine: SupervisedTrainer, batchdata: Any) -> torch.Tensor | None:
         """The batch's weight map on the engine's device, or ``None`` when there is none."""
@@ -142,11 +198,15 @@ class WeightMapTrainer(SupervisedTrainer):
             batchdata: the batch of this iteration, usually a dictionary of tensors.
         """
         weight_map = self._weight_map(engine, batchdata)
-        if weight_map is None:
+        autocast = self.amp_dtype == torch.bfloat16
+        if weight_map is None and not autocast:
             return super()._iteration(engine, batchdata)
-        loss_function = engine.loss_function
-        engine.loss_function = _LossWithWeightMap(loss_function, weight_map, engine, self.weight_key)
+        loss_function, inferer = engine.loss_function, engine.inferer
+        if weight_map is not None:
+            engine.loss_function = _LossWithWeightMap(loss_function, weight_map, engine, self.weight_key)
+        if autocast:
+            engine.inferer = _AutocastInferer(inferer, torch.device(engine.state.device).type, self.amp_dtype)
         try:
             return super()._iteration(engine, batchdata)
         finally:
-            engine.loss_function = loss_function
+            engine.loss_function, engine.inferer = loss_function, inferer
