@@ -118,6 +118,24 @@ def test_dihedral_tta_of_a_3d_volume_in_another_plane():
     np.testing.assert_allclose(out.compute(), ref, atol=1e-5, rtol=0)
 
 
+def test_lazy_probabilities_and_instances_per_whole_slice():
+    from monai_unet2015.inferers.out_of_core import instances_dask
+    from monai_unet2015.transforms.instances.watershed import WatershedInstances
+
+    net = _net()
+    image = _random((2, 64, 80), (1, 32, 80), seed=7)
+    step = WatershedInstances(mask_threshold=0.5, marker_threshold=0.55, min_marker_size=2)
+    prob = overlap_tile_dask(image, net, OverlapTileInferer(roi_size=48), axes="zyx", chunk_size=128, softmax=True)
+    ref = torch.softmax(torch.from_numpy(_reference(image.compute()[:, None], net, 48)), 1).numpy()  # (Z, K, Y, X)
+    np.testing.assert_allclose(prob.compute(), ref.transpose(1, 0, 2, 3), atol=1e-6, rtol=0)
+    labels = instances_dask(prob, step, axes="czyx").compute()
+    for z in range(2):
+        np.testing.assert_array_equal(labels[z], np.asarray(step(torch.from_numpy(ref[z, 1:2])))[0])
+    split = overlap_tile_dask(image, net, OverlapTileInferer(roi_size=48), axes="zyx", chunk_size=32, softmax=True)
+    with pytest.raises(ValueError, match="whole images"):
+        instances_dask(split, step, axes="czyx")
+
+
 def test_integer_input_and_plain_function_network():
     box = lambda t: torch.nn.functional.avg_pool2d(t, 5, 1)  # noqa: E731  (2 px lost per side, no pooling)
     image = da.from_array(np.random.default_rng(4).integers(0, 255, (70, 90), dtype=np.uint8), chunks=(25, 25))

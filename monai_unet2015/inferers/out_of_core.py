@@ -58,6 +58,7 @@ __all__ = [
     "default_axes",
     "output_axes",
     "overlap_tile_dask",
+    "instances_dask",
     "DaskOverlapTileInferer",
     "networks_built",
 ]
@@ -100,7 +101,8 @@ class NetworkLoader:
             loaded with ``weights_only=True``; must be readable from every worker.
         device: ``"auto"`` (default: the process's GPU when it has one, else the CPU) or a torch device.
         threads: torch intra-op threads of the process (``torch.set_num_threads``), set by every :py:meth:`get`;
-            ``None`` keeps the process's setting. Several workers on one machine should share its cores (e.g. 1 each on 2 cores).
+            ``None`` keeps the process's setting. Several workers on one machine should share its cores (e.g. 1
+            each on 2 cores).
 
     Examples::
 
@@ -555,6 +557,7 @@ def overlap_tile_dask(
     out_channels: int | None = None,
     dtype: Any = np.float32,
     spatial_dims: int | None = None,
+    softmax: bool = False,
 ) -> Any:
     """
     Lazy overlap-tile inference of a dask array: the network's output as a dask array, chunk by chunk.
@@ -578,6 +581,9 @@ def overlap_tile_dask(
         out_channels: the network's output channels, read from it when it has ``out_channels``.
         dtype: dtype of the output chunks.
         spatial_dims: the network's spatial dims, read from its ``spatial_dims`` when it has one, else 2.
+        softmax: return the softmax probabilities over the channel axis instead of the network's output (each
+            chunk holds all channels, so this is exact). A mask is then ``probabilities[c] >= threshold`` (lazy
+            too), instances :py:func:`instances_dask`.
 
     Returns:
         a dask array with axes :py:func:`output_axes` (the classes as channel axis ``c``, before z/y/x), chunked
@@ -606,15 +612,18 @@ def overlap_tile_dask(
     from dask.highlevelgraph import HighLevelGraph
 
     token = loader.token if isinstance(loader, NetworkLoader) else id(loader)
-    name = "overlap-tile-" + tokenize(plan.canonical.name, token,
+    name = ("overlap-tile-softmax-" if softmax else "overlap-tile-") + tokenize(plan.canonical.name, token,
                                       plan.layout, plan.inferer.__dict__, np.dtype(dtype).str)
     dtype = np.dtype(dtype)
+    nb = plan.batch_dims
 
     def task(*args: Any) -> np.ndarray:
-        return _predict_chunk(*args, dtype)
+        if not softmax:
+            return _predict_chunk(*args, dtype)
+        logits = torch.from_numpy(_predict_chunk(*args, np.float32))  # every chunk holds all the channels
+        return torch.softmax(logits, dim=nb).numpy().astype(dtype, copy=False)
 
     graph = _graph(plan, loader, name, task)
-    nb = plan.batch_dims
     chunks = plan.canonical.chunks[:nb] + ((plan.out_channels,),) + plan.layout.chunks
     out = da.Array(HighLevelGraph.from_collections(name, graph, dependencies=[plan.canonical]), name, chunks, dtype)
     # canonical (*batch, K, *spatial) -> output axes (c before the first of z/y/x)
@@ -622,6 +631,66 @@ def overlap_tile_dask(
     order = [a for a in plan.out_axes]
     canonical_axes = batch_axes + ["c"] + list(plan.axes[-len(plan.layout.image_size) :])
     return out.transpose([canonical_axes.index(a) for a in order])
+
+
+def instances_dask(
+    probability: Any, instances: Callable[[torch.Tensor], Any], axes: str, channel: int = 1, spatial_dims: int = 2
+) -> Any:
+    """
+    Lazy instance labels of a probability map from :py:func:`overlap_tile_dask` (``softmax=True``): ``instances``
+    (e.g. a :py:class:`~monai_unet2015.transforms.instances.watershed.WatershedInstances`) applied to
+    ``probability[channel]`` of each image, as a ``(1, *spatial)`` tensor. Instances are not merged across chunks,
+    so every chunk must hold whole images along the spatial axes (``chunk_size`` at least the image's); each image
+    is labelled on its own (ids restart at 1).
+
+    Args:
+        probability: a dask array with axes ``axes``, one of them ``c``.
+        instances: the instance step, mapping ``(1, *spatial)`` probabilities to ``(1, *spatial)`` labels.
+        axes: the axes of ``probability`` (:py:func:`output_axes` of the input's).
+        channel: the foreground channel.
+        spatial_dims: the network's spatial dims: the last ``spatial_dims`` axes are an image's (``z`` of a 2D
+            stack is not).
+
+    Returns:
+        a uint32 dask array with the axes of ``probability`` without ``c``.
+
+    Examples::
+
+        >>> import dask.array as da, numpy as np
+        >>> from monai_unet2015.transforms.instances.watershed import WatershedInstances
+        >>> prob = np.zeros((2, 2, 30, 40), np.float32); prob[1, :, 5:25, 5:15] = 0.9; prob[1, :, 5:25, 22:35] = 0.9
+        >>> step = WatershedInstances(0.5, 0.8, min_size=5)
+        >>> labels = instances_dask(da.from_array(prob, chunks=(2, 1, 30, 40)), step, axes="czyx")
+        >>> labels.shape, int(labels.max().compute())
+        ((2, 30, 40), 2)
+    """
+    _require_dask()
+    axes = str(axes).lower()
+    if len(axes) != probability.ndim or "c" not in axes:
+        raise ValueError(f"axes {axes!r} must name the {probability.ndim} axes of probability, c among them.")
+    c = axes.index("c")
+    if spatial_dims not in (1, 2, 3) or c >= probability.ndim - spatial_dims:
+        raise ValueError(f"spatial_dims must be 1, 2 or 3 and leave c out of the last axes, got {spatial_dims!r}.")
+    spatial = list(range(probability.ndim - spatial_dims, probability.ndim))
+    split = [axes[i] for i in spatial if len(probability.chunks[i]) > 1]
+    if split:
+        raise ValueError(
+            f"instances need chunks holding whole images (they are not merged across chunks), but axes {split} are "
+            f"split into chunks {[probability.chunks[axes.index(a)] for a in split]}: give chunk_size >= the image."
+        )
+    if not 0 <= channel < probability.shape[c]:
+        raise ValueError(f"channel must be one of the {probability.shape[c]} channels, got {channel!r}.")
+    lead = [i for i in range(probability.ndim) if i != c and i not in spatial]
+
+    def block(p: np.ndarray) -> np.ndarray:
+        fg = np.take(p, [channel], axis=c)  # keeps the axis: (..., 1, ..., *spatial)
+        fg = np.moveaxis(fg, c, 0)[0]  # (*lead, *spatial)
+        out = np.zeros(fg.shape, np.uint32)
+        for index in np.ndindex(*fg.shape[: len(lead)]):
+            out[index] = np.asarray(instances(torch.from_numpy(np.ascontiguousarray(fg[index]))[None]))[0]
+        return out
+
+    return probability.map_blocks(block, drop_axis=c, dtype=np.uint32)
 
 
 class DaskOverlapTileInferer:
