@@ -46,7 +46,7 @@ import torch
 from monai.utils import optional_import
 
 from monai_unet2015.inferers.overlap_tile import OverlapTileInferer, _unwrap
-from monai_unet2015.inferers.tta import DihedralTTAInferer, DihedralTransform, _dihedral_transforms
+from monai_unet2015.inferers.tta import DihedralTransform, DihedralTTAInferer, _accumulate, _dihedral_transforms
 from monai_unet2015.transforms.mirror_pad import _reflect
 
 da, has_dask = optional_import("dask.array")
@@ -406,14 +406,7 @@ def _dihedral_window(
         _, after = inferer.window_span(lengths, network)
         cut = tuple(slice(s, s + border + n + e) for s, n, e in zip(starts, lengths, after))
         pred = inferer.infer_window(moved[(slice(None), slice(None), *cut)], lengths, network)
-        pred = pred[(slice(None), slice(None), *crops)]
-        if tta.postprocess is not None:
-            pred = tta.postprocess(pred)
-        pred = t.inverse(pred)
-        if total is None:
-            total = pred.to(torch.promote_types(pred.dtype, torch.float32), copy=True)
-        else:
-            total += pred
+        total = _accumulate(total, pred[(slice(None), slice(None), *crops)], t, tta.postprocess)
     assert total is not None
     return total / len(transforms)
 
@@ -704,6 +697,7 @@ class DaskOverlapTileInferer:
         out_channels: see :py:func:`overlap_tile_dask`.
         dtype: see :py:func:`overlap_tile_dask`.
         spatial_dims: see :py:func:`overlap_tile_dask`.
+        softmax: see :py:func:`overlap_tile_dask`.
 
     Examples::
 
@@ -722,8 +716,10 @@ class DaskOverlapTileInferer:
         out_channels: int | None = None,
         dtype: Any = np.float32,
         spatial_dims: int | None = None,
+        softmax: bool = False,
     ) -> None:
         self.spatial_dims = spatial_dims
+        self.softmax = softmax
         self.inferer = OverlapTileInferer() if inferer is None else inferer
         self.axes = axes
         self.chunk_size = chunk_size
@@ -733,5 +729,6 @@ class DaskOverlapTileInferer:
     def __call__(self, image: Any, network: NetworkLoader | torch.nn.Module | Callable) -> Any:
         """The lazy prediction of ``image``, see :py:func:`overlap_tile_dask`."""
         return overlap_tile_dask(
-            image, network, self.inferer, self.axes, self.chunk_size, self.out_channels, self.dtype, self.spatial_dims
+            image, network, self.inferer, self.axes, self.chunk_size, self.out_channels, self.dtype, self.spatial_dims,
+            self.softmax,
         )

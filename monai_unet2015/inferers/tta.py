@@ -111,6 +111,20 @@ def _dihedral_transforms(spatial_dims: int, group: str, axes: tuple[int, ...]) -
     return [DihedralTransform(f, k, axes) for f in flips for k in range(4)]
 
 
+def _accumulate(
+    total: torch.Tensor | None, pred: torch.Tensor, t: DihedralTransform, postprocess: Callable | None
+) -> torch.Tensor:
+    """The running sum of the mapped-back predictions plus ``t.inverse(postprocess(pred))`` (the sum in float32 or
+    wider, created from the first prediction)."""
+    if postprocess is not None:
+        pred = postprocess(pred)
+    pred = t.inverse(pred)
+    if total is None:
+        return pred.to(torch.promote_types(pred.dtype, torch.float32), copy=True)
+    total += pred
+    return total
+
+
 class DihedralTTAInferer(Inferer):
     """
     Test-time augmentation: average the predictions of an inner inferer over flipped and rotated
@@ -192,14 +206,7 @@ class DihedralTTAInferer(Inferer):
             pred = self.inferer(t.forward(data), network, *args, **kwargs)
             if not isinstance(pred, torch.Tensor):
                 raise TypeError(f"the inner inferer must return one tensor, got {type(pred).__name__}.")
-            pred = convert_to_tensor(pred, track_meta=False)
-            if self.postprocess is not None:
-                pred = self.postprocess(pred)
-            pred = t.inverse(pred)
-            if total is None:
-                total = pred.to(torch.promote_types(pred.dtype, torch.float32), copy=True)
-            else:
-                total += pred
+            total = _accumulate(total, convert_to_tensor(pred, track_meta=False), t, self.postprocess)
             del pred
         assert total is not None
         total /= len(transforms)
