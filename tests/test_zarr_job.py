@@ -120,8 +120,13 @@ def test_ome_zarr_input_keeps_its_voxel_size_and_tiff_input_gives_the_same_resul
     assert image.axes == "zyx" and image.data.chunksize[-2:] == (32, 32)
     loader = NetworkLoader(_net())
     results = []
+    (tmp_path / "slices").mkdir()
+    for z, sl in enumerate(stack):  # a folder of 2D slices, one file each, in name order
+        tifffile.imwrite(tmp_path / "slices" / f"s{z:03d}.tif", sl)
+    assert open_lazy(tmp_path / "slices").format == "folder"
     # the second job reaches the running cluster by its scheduler's address, as a user's existing cluster
-    for name, scheduler in (("in_ome.zarr", client), ("in.tif", client.scheduler.address)):
+    jobs = (("in_ome.zarr", client), ("in.tif", client.scheduler.address), ("slices", client))
+    for name, scheduler in jobs:
         out = tmp_path / f"out_{name}.zarr"
         segment_to_zarr(tmp_path / name, out, loader, OverlapTileInferer(roi_size=ROI), chunk_size=48,
                         probability_dtype="float16", channels=[1], scheduler=scheduler, progress=False)
@@ -131,6 +136,7 @@ def test_ome_zarr_input_keeps_its_voxel_size_and_tiff_input_gives_the_same_resul
     assert ome["axes"][2] == {"name": "y", "type": "space", "unit": "micrometer"}
     assert results[0]["0"].dtype == np.float16 and results[0]["0"].shape == (1, 2, 70, 90)
     np.testing.assert_array_equal(results[0]["0"][...], results[1]["0"][...])
+    np.testing.assert_array_equal(results[0]["0"][...], results[2]["0"][...])
     np.testing.assert_allclose(results[0]["0"][...].astype(np.float32), _reference(stack, loader.get())[1:], atol=1e-3)
 
 
@@ -272,8 +278,8 @@ def test_bad_input_fails_before_any_work_and_overwrites_nothing(tmp_path):
     other = _write_zarr(tmp_path / "other.zarr", np.ones((5, 5), np.uint8), (5, 5))
     cases = [
         (tmp_path / "missing.zarr", tmp_path / "o1.zarr", FileNotFoundError, "input_path .*does not exist"),
-        (tmp_path / "notes", tmp_path / "o2.zarr", ValueError, "not a zarr array, an OME-Zarr image or a TIFF"),
-        (tmp_path / "image.png", tmp_path / "o3.zarr", ValueError, "not a zarr array, an OME-Zarr image or a TIFF"),
+        (tmp_path / "notes", tmp_path / "o2.zarr", ValueError, "not a zarr array, an OME-Zarr image, a TIFF"),
+        (tmp_path / "image.png", tmp_path / "o3.zarr", ValueError, "not a zarr array, an OME-Zarr image, a TIFF"),
         (tmp_path / "group.zarr", tmp_path / "o4.zarr", ValueError, r"holds the arrays \['raw'\]"),
         (tmp_path / "complex.zarr", tmp_path / "o5.zarr", TypeError, "complex64 are not supported"),
         (tmp_path / "four_d.zarr", tmp_path / "o6.zarr", ValueError, "pass axes="),

@@ -156,7 +156,8 @@ def check_large_inputs(input_path: Any, output_path: Any) -> bool:
     """
     for key, value in (("input_path", input_path), ("output_path", output_path)):
         if value is None or not str(value).strip() or str(value) in ("None", "null"):
-            what = "the image: a .zarr array, an OME-Zarr image or a TIFF file" if key == "input_path" else (
+            image = "the image: a .zarr array, an OME-Zarr image, a TIFF file or a folder of 2D slices"
+            what = image if key == "input_path" else (
                 "the OME-Zarr output folder to write, e.g. /data/out.zarr")
             raise BundleInputError(f"--{key} is required: give {what}.")
     if not str(output_path).rstrip("/").endswith(".zarr"):

@@ -19,6 +19,7 @@ Needs the optional ``zarr``, ``dask`` and ``ome-zarr`` dependencies (``pip insta
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,7 +54,7 @@ class LazyImage(NamedTuple):
         spacing: voxel size per axis (1.0 for non-spatial axes) when the file states it, else ``None``.
         unit: the spatial unit when stated (e.g. ``"micrometer"``), else ``None``.
         path: the path opened.
-        format: ``"ome-zarr"``, ``"zarr"`` or ``"tiff"``.
+        format: ``"ome-zarr"``, ``"zarr"``, ``"tiff"`` or ``"folder"`` (of 2D slices).
     """
 
     data: Any
@@ -81,7 +82,8 @@ def _open_zarr(path: str, key: str, level: int) -> LazyImage:
         node = zarr.open(path, mode="r")
     except Exception as e:  # not a zarr node at all
         raise ValueError(
-            f"{key} {path}: not a zarr array, an OME-Zarr image or a TIFF file ({type(e).__name__}: {e})."
+            f"{key} {path}: not a zarr array, an OME-Zarr image, a TIFF file or a folder of 2D images "
+            f"({type(e).__name__}: {e})."
         ) from None
     if isinstance(node, zarr.Array):
         names = getattr(node.metadata, "dimension_names", None) or node.attrs.get("_ARRAY_DIMENSIONS")
@@ -177,13 +179,48 @@ def _tiff_spacing(tif: Any, tiff_axes: str) -> tuple[tuple[float, ...], str | No
     return tuple(values.get(_TIFF_AXES.get(a, ""), 1.0) for a in tiff_axes), unit
 
 
+_SLICE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+
+def _is_zarr(path: str) -> bool:
+    return any(os.path.exists(os.path.join(path, f)) for f in ("zarr.json", ".zarray", ".zgroup", ".zattrs"))
+
+
+def _image_files(path: str) -> dict[str, list[str]]:
+    """The 2D image files of a folder by suffix."""
+    found: dict[str, list[str]] = {}
+    for name in sorted(os.listdir(path)):
+        suffix = Path(name).suffix.lower()
+        if suffix in _SLICE_SUFFIXES and os.path.isfile(os.path.join(path, name)):
+            found.setdefault(suffix, []).append(name)
+    return found
+
+
+def _open_folder(path: str, key: str) -> LazyImage:
+    """A folder of 2D images, one slice per file in name order, as a lazy (Z, Y, X) stack (dask's imread)."""
+    from dask.array.image import imread
+
+    found = _image_files(path)
+    if len(found) > 1:
+        kinds = ", ".join(f"{len(v)} {k}" for k, v in found.items())
+        raise ValueError(f"{key} {path}: a folder of slices must hold one kind of image file, found {kinds}.")
+    (suffix, names), = found.items()
+    data = imread(os.path.join(glob.escape(path), "*" + suffix))
+    if data.ndim != 3:
+        raise ValueError(
+            f"{key} {path}: its images are {data.shape[1:]} arrays (RGB?); give single-channel 2D slices."
+        )
+    return LazyImage(data, "zyx", None, None, path, "folder")
+
+
 def open_lazy(path: str | os.PathLike, key: str = "input_path", level: int = 0) -> LazyImage:
     """
-    Open an image without reading it: a zarr array, an OME-Zarr image (its level ``level``) or a TIFF / BigTIFF
-    file (read through tifffile's zarr store, strip by strip or tile by tile as the tasks need them).
+    Open an image without reading it: a zarr array, an OME-Zarr image (its level ``level``), a TIFF / BigTIFF
+    file (read through tifffile's zarr store, strip by strip or tile by tile as the tasks need them), or a folder
+    of 2D images (PNG, TIFF, JPEG, BMP: one slice per file, in name order; each read when a task needs it).
 
     Args:
-        path: the ``.zarr`` folder (array or OME-Zarr image group) or the TIFF file.
+        path: the ``.zarr`` folder (array or OME-Zarr image group), the TIFF file or the folder of slices.
         key: the name of the argument in error messages (a bundle's ``input_path``).
         level: the resolution level of a multi-scale OME-Zarr image or TIFF pyramid (0: full resolution).
 
@@ -210,12 +247,14 @@ def open_lazy(path: str | os.PathLike, key: str = "input_path", level: int = 0) 
         )
     if os.path.isfile(path) and Path(path).suffix.lower() in _TIFF_SUFFIXES:
         image = _open_tiff(path, key, level)
+    elif os.path.isdir(path) and not _is_zarr(path) and _image_files(path):
+        image = _open_folder(path, key)
     elif os.path.isdir(path):
         image = _open_zarr(path, key, level)
     else:
         raise ValueError(
-            f"{key} {path}: not a zarr array, an OME-Zarr image or a TIFF file (supported: a .zarr folder, "
-            f"{', '.join(_TIFF_SUFFIXES)})."
+            f"{key} {path}: not a zarr array, an OME-Zarr image, a TIFF file or a folder of 2D images (supported: a "
+            f".zarr folder, {', '.join(_TIFF_SUFFIXES)}, a folder of {', '.join(_SLICE_SUFFIXES)} files)."
         )
     _check_dtype(image.data.dtype, key, path)
     return image
