@@ -27,7 +27,6 @@ _LAZY = {
     "ReverseIndexedTransform": ".large",
     "check_large_inputs": ".large",
     "whole_slice_chunks": ".large",
-    "set_dask_log_level": ".large",
     "package_bundle": ".package",
     "bundle_files": ".package",
     "select_bundle_files": ".package",

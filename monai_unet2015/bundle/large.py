@@ -23,7 +23,6 @@ symmetric under transposition: the two orientations differ by up to 0.97 in the 
 from __future__ import annotations
 
 import importlib.util
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +36,6 @@ __all__ = [
     "ReverseIndexedTransform",
     "check_large_inputs",
     "whole_slice_chunks",
-    "set_dask_log_level",
     "LARGE_PACKAGES",
 ]
 
@@ -190,19 +188,3 @@ def whole_slice_chunks(chunk_size: Any, instances: bool) -> Any:
     if chunk_size is None or (isinstance(chunk_size, str) and chunk_size.strip().lower() in ("", "none", "null")):
         return _WHOLE if instances else None
     return chunk_size
-
-
-def set_dask_log_level(level: str | int = "WARNING") -> bool:
-    """Show dask's own log messages (``distributed.*``: cluster start, workers joining and leaving) from ``level``
-    up, so that a bundle's INFO log shows the job's lines; returns ``True``. Nothing happens without dask.
-
-    Examples::
-
-        >>> set_dask_log_level("WARNING")
-        True
-    """
-    if importlib.util.find_spec("distributed") is not None:
-        import distributed  # noqa: F401  (its import configures its loggers: set the level after it)
-
-        logging.getLogger("distributed").setLevel(level)
-    return True

@@ -334,7 +334,8 @@ def _predict_chunk(
     intensity: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """One output chunk: assemble the input blocks, mirror at the true border, run the tiles. ``intensity``
-    ``(low, high)`` rescales the image to [0, 1] first, as ``monai.transforms.ScaleIntensity`` does."""
+    ``(low, high)`` maps the image by ``(x - low) / (high - low)`` first: ``ScaleIntensity`` for (min, max),
+    ``NormalizeIntensity`` for (mean, mean + std)."""
     region = np.block(blocks) if isinstance(blocks, list) else blocks
     data = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))
     if intensity is not None:
@@ -422,6 +423,17 @@ class _Plan(NamedTuple):
     inferer: OverlapTileInferer | DihedralTTAInferer
     axes: str
     out_axes: str
+
+    @property
+    def canonical_axes(self) -> list[str]:
+        """The axes of the graph's arrays: the other axes in input order, ``c``, the spatial axes."""
+        nsp = len(self.layout.image_size)
+        return [a for a in self.axes[:-nsp] if a != "c"] + ["c"] + list(self.axes[-nsp:])
+
+    @property
+    def output_order(self) -> list[int]:
+        """The transpose from :py:attr:`canonical_axes` to ``out_axes``."""
+        return [self.canonical_axes.index(a) for a in self.out_axes]
 
 
 def _plan_graph(
@@ -619,11 +631,7 @@ def overlap_tile_dask(
     graph = _graph(plan, loader, name, task)
     chunks = plan.canonical.chunks[:nb] + ((plan.out_channels,),) + plan.layout.chunks
     out = da.Array(HighLevelGraph.from_collections(name, graph, dependencies=[plan.canonical]), name, chunks, dtype)
-    # canonical (*batch, K, *spatial) -> output axes (c before the first of z/y/x)
-    batch_axes = [a for a in plan.axes[: -len(plan.layout.image_size)] if a != "c"]
-    order = [a for a in plan.out_axes]
-    canonical_axes = batch_axes + ["c"] + list(plan.axes[-len(plan.layout.image_size) :])
-    return out.transpose([canonical_axes.index(a) for a in order])
+    return out.transpose(plan.output_order)  # canonical (*batch, K, *spatial) -> output axes (c before z/y/x)
 
 
 def instances_dask(

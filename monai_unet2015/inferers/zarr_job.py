@@ -88,8 +88,19 @@ class JobSummary(NamedTuple):
         )
 
 
+def _is_local(scheduler: Any) -> bool:
+    """Whether ``scheduler`` asks for a new local cluster (``None``, ``"none"``, ``"local"``, ``"null"``, ``""``)."""
+    if scheduler is None:
+        return True
+    return isinstance(scheduler, str) and scheduler.strip().lower() in ("", "none", "local", "null")
+
+
 def start_client(
-    scheduler: Any = None, n_workers: int = 2, threads_per_worker: int = 1, memory_limit: str | int = "2GiB"
+    scheduler: Any = None,
+    n_workers: int = 2,
+    threads_per_worker: int = 1,
+    memory_limit: str | int = "2GiB",
+    log_level: str | int | None = "WARNING",
 ) -> tuple[Any, Callable[[], None]]:
     """
     A ``dask.distributed`` client: on the cluster at ``scheduler`` (an address such as ``"tcp://host:8786"``,
@@ -98,6 +109,9 @@ def start_client(
     The local workers start without dask's ``MALLOC_TRIM_THRESHOLD_=65536``, which slows torch's convolutions
     about 3x (see docs/benchmarks.md); start the workers of your own cluster without it too.
 
+    ``log_level``: the level from which dask's own messages (``distributed``, ``tornado``: the cluster's start
+    and stop, about 40 lines at INFO) are shown while the local cluster lives; ``None`` leaves them as configured.
+
     Returns:
         the client and a function that closes what this call started.
     """
@@ -105,17 +119,16 @@ def start_client(
 
     if isinstance(scheduler, Client):
         return scheduler, lambda: None
-    if scheduler is None or (isinstance(scheduler, str) and scheduler.lower() in ("", "none", "local", "null")):
+    if _is_local(scheduler):
         for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
         import dask
 
-        # the cluster's own start/stop lines (about 40 at INFO) are not the job's news
         levels = {n: logging.getLogger(n).level for n in ("distributed", "tornado")}
-        for n in levels:
-            if logging.getLogger(n).getEffectiveLevel() < logging.WARNING:
-                logging.getLogger(n).setLevel(logging.WARNING)
+        if log_level is not None:
+            for n in levels:
+                logging.getLogger(n).setLevel(log_level)
         # dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc hand every large
         # temporary back to the OS: torch's convolutions then run about 3x slower (page faults on every tile)
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
@@ -274,6 +287,7 @@ def segment_to_zarr(
     progress: bool | None = None,
     name: str | None = None,
     attributes: Mapping[str, Any] | None = None,
+    dask_log_level: str | int | None = "WARNING",
 ) -> JobSummary:
     """
     Segment an image on disk that need not fit in memory into an OME-Zarr output, chunk by chunk, on a
@@ -312,6 +326,8 @@ def segment_to_zarr(
         name: the image name in the OME-Zarr metadata (e.g. the bundle's name).
         attributes: stored under the output's ``"unet2015"`` attribute with the job's parameters (e.g. the
             bundle's name and version).
+        dask_log_level: dask's own messages from this level up while a local cluster runs (see
+            :py:func:`start_client`); ``None`` leaves dask's logging as configured.
 
     Returns:
         a :py:class:`JobSummary`.
@@ -330,7 +346,7 @@ def segment_to_zarr(
     if not isinstance(network, NetworkLoader):
         network = NetworkLoader(network)
     plan = _plan_graph(image.data, network, inferer, axes or image.axes, chunk_size, None)
-    nb, nsp = plan.batch_dims, len(plan.layout.image_size)
+    nb = plan.batch_dims
     k = plan.out_channels
     channels = list(range(k)) if channels is None else [int(c) for c in channels]
     if not channels or any(not 0 <= c < k for c in channels):
@@ -344,8 +360,8 @@ def segment_to_zarr(
             f"chunk_size >= {max(plan.layout.image_size)} or leave instances off."
         )
     out_axes = plan.out_axes
-    canonical_axes = [a for a in plan.axes[:-nsp] if a != "c"] + ["c"] + list(plan.axes[-nsp:])
-    perm = [canonical_axes.index(a) for a in out_axes]
+    canonical_axes = plan.canonical_axes
+    perm = plan.output_order
     grid = tuple(len(c) for c in plan.canonical.chunks[:nb]) + tuple(len(c) for c in plan.layout.chunks)
     batch_shape = tuple(int(s) for s in plan.canonical.shape[:nb])
     fingerprint = _json(
@@ -380,9 +396,9 @@ def segment_to_zarr(
         if done.all():  # nothing left: no cluster needed
             seconds = time.perf_counter() - t_start
             return JobSummary(output_path, int(done.size), 0, int(done.size), seconds, 0.0)
-    client, close = start_client(scheduler, n_workers, threads_per_worker, memory_limit)
+    client, close = start_client(scheduler, n_workers, threads_per_worker, memory_limit, dask_log_level)
     try:
-        if torch_threads is None and (scheduler is None or str(scheduler).lower() in ("none", "local", "null", "")):
+        if torch_threads is None and _is_local(scheduler):
             torch_threads = max(1, (os.cpu_count() or 1) // (n_workers * threads_per_worker))
         network.threads = torch_threads if torch_threads is not None else network.threads
         if existing is None:
