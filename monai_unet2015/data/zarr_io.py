@@ -65,8 +65,13 @@ class LazyImage(NamedTuple):
     format: str
 
 
+def _supported_dtype(dtype: Any) -> bool:
+    """Whether segmentation takes voxels of ``dtype``: integer, float or bool."""
+    return any(np.issubdtype(dtype, kind) for kind in (np.integer, np.floating, np.bool_))
+
+
 def _check_dtype(dtype: np.dtype, key: str, path: str) -> None:
-    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.bool_)):
+    if not _supported_dtype(dtype):
         raise TypeError(f"{key} {path}: voxels of dtype {dtype} are not supported; give integer, float or bool data.")
 
 
@@ -115,22 +120,21 @@ def _open_tiff(path: str, key: str, level: int) -> LazyImage:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            tiff_axes = series.axes
+        with tifffile.TiffFile(path) as tif:  # one open: axes, voxel size, and the level's shape and chunks
+            tiff_axes = tif.series[0].axes
             spacing = _tiff_spacing(tif, tiff_axes)
-        store = tifffile.imread(path, aszarr=True, series=0, level=level)
+            with tif.aszarr(series=0, level=level) as store:
+                node = _tiff_level(store, level)
+                shape, dtype, chunks = tuple(node.shape), node.dtype, node.chunks
     except (tifffile.TiffFileError, IndexError, ValueError) as e:
         raise ValueError(f"{key} {path}: not a readable TIFF file ({e}).") from None
-    node = _tiff_level(store, level)
     if "S" in tiff_axes:
         raise ValueError(f"{key} {path}: an RGB(A) TIFF (axes {tiff_axes}); give a single-channel image.")
     axes = "".join(_TIFF_AXES.get(a, "?") for a in tiff_axes)
     if "?" in axes or len(set(axes)) != len(axes):
         axes = None
-    reader = _TiffBlocks(path, level, tuple(node.shape), node.dtype)
-    data = da.from_array(reader, chunks=node.chunks, name="tiff-" + _tokenize(path, level, os.path.getmtime(path)))
-    store.close()
+    reader = _TiffBlocks(path, level, shape, dtype)
+    data = da.from_array(reader, chunks=chunks, name="tiff-" + _tokenize(path, level, os.path.getmtime(path)))
     return LazyImage(data, axes, spacing[0] if spacing else None, spacing[1] if spacing else None, path, "tiff")
 
 

@@ -45,6 +45,7 @@ import torch
 
 from monai.utils import optional_import
 
+from monai_unet2015.data.zarr_io import _supported_dtype
 from monai_unet2015.inferers.overlap_tile import OverlapTileInferer, _unwrap
 from monai_unet2015.inferers.tta import DihedralTransform, DihedralTTAInferer, _accumulate, _dihedral_transforms
 from monai_unet2015.transforms.mirror_pad import _reflect
@@ -451,7 +452,7 @@ def _plan_graph(
             f"image must be a dask array (e.g. dask.array.from_zarr(...)), got {type(image).__name__}; "
             "for an in-memory tensor use OverlapTileInferer."
         )
-    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating) or image.dtype == bool):
+    if not _supported_dtype(image.dtype):
         raise TypeError(f"image dtype {image.dtype} is not supported: give integer, float or bool voxels.")
     inferer = OverlapTileInferer() if inferer is None else inferer
     tiles = inferer.inferer if isinstance(inferer, DihedralTTAInferer) else inferer
