@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ignite.engine import Events
 from PIL import Image
 
 from monai.bundle import ConfigParser, ckpt_export, run, verify_metadata, verify_net_in_out
@@ -189,23 +190,39 @@ def test_configs_parse(name):
 
 @needs_data
 def test_cells_datalist_split():
-    """Validation frames never appear in training, silver truth near them neither."""
+    """Validation and test frames never appear in training, silver truth near them neither; evaluate.json scores
+    the test frames."""
     parser = ConfigParser()
     parser.read_config(_train_files(BUNDLES / CELLS))
     parser["dataset_dir"] = str(DATA / "dic-hela")
     train = parser.get_parsed_content("train#datalist")
     # frame 67's gold truth annotates 3 of its 17 cells: neither a training nor a validation label
-    assert sorted(it["frame"] for it in train) == [2, 5, 31, 33, 34, 39]
+    assert sorted(it["frame"] for it in train) == [2, 5, 31, 33, 34]
     assert all("01_GT" in it["label"] for it in train)
-    assert [it["frame"] for it in parser.get_parsed_content("validate#datalist")] == [21, 54]
+    assert [it["frame"] for it in parser.get_parsed_content("validate#datalist")] == [39]
+    assert parser.get_parsed_content("test_frames") == [21, 54]
+    assert json.loads((BUNDLES / CELLS / "configs" / "evaluate.json").read_text())["eval_frames"] == [21, 54]
     parser = ConfigParser()
     parser.read_config(_train_files(BUNDLES / CELLS))
     parser["dataset_dir"] = str(DATA / "dic-hela")
     parser["use_silver_truth"] = True
     frames = {it["frame"]: it["label"] for it in parser.get_parsed_content("train#datalist")}
-    assert all(min(abs(t - v) for v in (21, 54)) > 3 for t in frames)
-    assert "01_GT" in frames[5] and "01_ST" in frames[10] and 56 not in frames and 60 in frames
+    assert all(min(abs(t - v) for v in (21, 39, 54)) > 5 for t in frames if t not in (34,))
+    assert "01_GT" in frames[34] and "01_GT" in frames[5] and "01_ST" in frames[10]
+    assert {15, 27, 45, 48, 60} <= set(frames) and not {16, 26, 40, 49, 59} & set(frames)
     assert "01_ST" in frames[67]  # the silver truth of the partially annotated frame
+    assert len(frames) == 52
+
+
+def test_em_split():
+    """Training, validation and test slices are disjoint; evaluate.json scores the test slices."""
+    parser = ConfigParser()
+    parser.read_config(_train_files(BUNDLES / EM))
+    train, val, test = (set(parser.get_parsed_content(k)) for k in ("train_indices", "val_indices", "test_indices"))
+    assert train == set(range(20)) and val == {20, 21} and test == {22, 23, 24}
+    evaluate = ConfigParser()
+    evaluate.read_config(str(BUNDLES / EM / "configs" / "evaluate.json"))
+    assert set(evaluate.get_parsed_content("eval_indices")) == test
 
 
 # ------------------------------------------------------------------------------- class conventions, end to end
@@ -351,14 +368,27 @@ def test_train_resume_and_evaluate(name, tmp_path, tiny_data):
     assert (ckpts / "checkpoint_epoch=1.pt").is_file() and (ckpts / "checkpoint_final.pt").is_file()
     assert list(run_dir.glob("events.out.tfevents.*"))
     state = torch.load(ckpts / "checkpoint_epoch=1.pt", weights_only=False)
-    assert set(state) == {"model", "optimizer", "trainer"} and state["trainer"]["iteration"] == 2
+    assert set(state) == {"model", "optimizer", "trainer", "lr_scheduler"} and state["trainer"]["iteration"] == 2
     assert state["optimizer"]["param_groups"][0]["momentum"] == 0.99
-    assert state["optimizer"]["param_groups"][0]["lr"] == 0.01
-    # a resumed run continues from the saved epoch and iteration, with the learning rate given now
-    run(config_file=config, **{**args, "epochs": 2, "resume": True, "learning_rate": 0.001})
+    # the cosine schedule of a 1-epoch run ends at final_lr_ratio (0.01) times the rate 0.01
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+    # a resumed run continues from the saved epoch and iteration, along the cosine of the epochs and from the
+    # learning rate given now: 1e-3 * (0.01 + 0.99 * (1 + cos(pi / 2)) / 2) when it starts epoch 2 of 2 ...
+    parser = ConfigParser()
+    parser.read_config(config)
+    parser.update({**args, "epochs": 2, "resume": True, "learning_rate": 0.001})
+    rates, optimizer = [], parser.get_parsed_content("optimizer")
+    parser.get_parsed_content("train#trainer").add_event_handler(
+        Events.ITERATION_STARTED, lambda engine: rates.append(optimizer.param_groups[0]["lr"])
+    )
+    parser.get_parsed_content("initialize")
+    parser.get_parsed_content("run")
+    assert rates == pytest.approx([0.000505] * 2)
     state = torch.load(ckpts / "checkpoint_epoch=2.pt", weights_only=False)
     assert state["trainer"]["iteration"] == 4 and state["trainer"]["max_epochs"] == 2
-    assert state["optimizer"]["param_groups"][0]["lr"] == 0.001
+    # ... and 1e-3 * 0.01 after it
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-5)
+    assert state["lr_scheduler"]["base_lrs"] == [0.001] and state["lr_scheduler"]["last_epoch"] == 2
     assert latest_checkpoint(ckpts) == str(ckpts / "checkpoint_final.pt")  # what the next resume loads
     assert sha256sum(shipped) == shipped_sha  # the shipped weights are never touched by training
     weights = torch.load(run_dir / "model.pt", weights_only=True)
@@ -367,13 +397,15 @@ def test_train_resume_and_evaluate(name, tmp_path, tiny_data):
     run(
         config_file=[str(root / "configs" / "inference.json"), str(root / "configs" / "evaluate.json")],
         bundle_root=str(root), output_dir=str(tmp_path / "metrics"), **{
-            k: v for k, v in _data_args(name, tiny_data).items() if k not in ("train_indices", "train_frames")
+            k.replace("val_", "eval_"): v for k, v in _data_args(name, tiny_data).items()
+            if k not in ("train_indices", "train_frames")
         },
     )
     with open(tmp_path / "metrics" / "metrics.csv") as f:
         metrics = {row[0]: row[1] for row in csv.reader(f) if row}
     counts = {f"{k}_cells" for k in ("reference", "predicted", "missed", "false", "split", "merged")}
-    scores = {"rand_error", "pixel_error", "warping_error", "v_rand", "v_info", "neuron_rand_error"} if name == EM else {
+    scores = {"rand_error", "pixel_error", "warping_error", "v_rand", "v_info", "neuron_rand_error",
+              "rand_error_at_threshold", "pixel_error_at_threshold"} if name == EM else {
         "seg", "iou"}
     assert set(metrics) == (scores if name == EM else scores | counts)
     assert all(0.0 <= float(metrics[k]) <= 1.0 for k in scores)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from monai.data import MetaTensor
 
 from monai.transforms import Compose, RandAdjustContrastd, RandAffined, RandScaleIntensityd, RandShiftIntensityd
 from monai_unet2015.transforms import RandGridElasticd, unet2015_train_augmentation
@@ -136,3 +137,26 @@ def test_bad_arguments():
 def test_doctests():
     result = doctest.testmod(presets_module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_scale_range_scales_every_axis():
+    # a centred bright square of 21 pixels, scaled only (no elastic, rotation or shift): the affine that MONAI
+    # records in the output's metadata holds the drawn factor f per axis (in [0.7, 1.3]), and the square's extent
+    # along that axis must be 21 / f pixels
+    image = MetaTensor(torch.zeros(1, 101, 101))
+    image[:, 40:61, 40:61] = 1.0
+    aug = unet2015_train_augmentation("image", None, elastic_sigma=0.0, rotate_range=0.0, shift_range=0.0,
+                                      scale_range=0.3, intensity_prob=0.0)
+    assert isinstance(aug.transforms[0], RandAffined) and len(aug.transforms) == 1
+    drawn = set()
+    for seed in range(6):
+        out = aug.set_random_state(seed)({"image": image})["image"]
+        factors = torch.diagonal(out.affine)[:2].tolist()
+        assert all(0.7 <= f <= 1.3 for f in factors) and torch.count_nonzero(out.affine[:2, :2]) == 2
+        for axis, factor in enumerate(factors):
+            extent = float((out[0].amax(dim=1 - axis) > 0.5).sum())
+            assert abs(extent - 21 / factor) <= 1.5, (seed, axis, factor, extent)
+        drawn.add(tuple(round(f, 3) for f in factors))
+    assert len(drawn) == 6 and any(abs(a - b) > 0.01 for a, b in drawn)  # drawn per axis, not one factor
+    with pytest.raises(ValueError, match="scale_range"):
+        unet2015_train_augmentation("image", None, scale_range=1.5)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["resume_from", "attach_progress_bar", "lower_is_better", "loader_workers"]
+__all__ = ["resume_from", "attach_progress_bar", "lower_is_better", "loader_workers", "lr_scheduler", "LR_SCHEDULES"]
+
+LR_SCHEDULES = ("cosine", "constant")
 
 
 def loader_workers(reserve: int = 2, most: int = 4, cpus: int | None = None) -> int:
@@ -47,15 +49,61 @@ def lower_is_better(current: float, prev: float) -> bool:
     return prev < 0 or current < prev
 
 
+def lr_scheduler(optimizer: Any, schedule: str = "cosine", epochs: int = 1, final_lr_ratio: float = 0.01) -> Any:
+    """The learning-rate schedule of a bundle's training, stepped once per epoch (MONAI's ``LrScheduleHandler``).
+
+    - ``"cosine"``: after epoch ``e`` the rate is the optimiser's rate times
+      ``r + (1 - r) (1 + cos(pi e / epochs)) / 2`` with ``r = final_lr_ratio``: half a cosine down to ``r`` times the
+      rate at the end of the run, so that the last weights of a run are those of a small rate, and a run can ship
+      its final weights instead of the checkpoint that one lucky validation picked.
+    - ``"constant"``: the paper's fixed rate.
+
+    The rate is computed from the epoch in closed form (``torch.optim.lr_scheduler.LambdaLR``); its state (the
+    epoch and the base rate) goes into the training checkpoints, and ``resume_from`` sets the base rate of the
+    resuming command line, so that a resumed run continues along the schedule of the ``epochs`` it is given.
+
+    Examples::
+
+        >>> import torch
+        >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        >>> sched = lr_scheduler(opt, "cosine", epochs=4, final_lr_ratio=0.0)
+        >>> rates = []
+        >>> for _ in range(4):
+        ...     opt.step(); sched.step(); rates.append(round(opt.param_groups[0]["lr"], 4))
+        >>> rates
+        [0.0854, 0.05, 0.0146, 0.0]
+    """
+    import math
+
+    import torch
+    from monai.utils import look_up_option
+
+    schedule = look_up_option(schedule, LR_SCHEDULES)
+    total, ratio = int(epochs), float(final_lr_ratio)
+    if total < 1:
+        raise ValueError(f"epochs must be >= 1 for the learning-rate schedule, got {epochs!r}.")
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"final_lr_ratio must be in [0, 1], got {final_lr_ratio!r}.")
+
+    def factor(epoch: int) -> float:  # a function, not an object: LambdaLR keeps it out of the checkpoint
+        if schedule == "constant":
+            return 1.0
+        return ratio + (1.0 - ratio) * 0.5 * (1.0 + math.cos(math.pi * min(epoch, total) / total))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def resume_from(
     checkpoint: str | None, trainer: Any, network: Any, optimizer: Any, learning_rate: float | None = None,
-    device: Any = None,
+    device: Any = None, lr_scheduler: Any = None,
 ) -> bool:
     """Make ``trainer`` continue from ``checkpoint`` (``None``: start afresh); returns whether it resumes.
 
-    Loads ``{"model", "optimizer", "trainer"}`` with MONAI's ``CheckpointLoader`` when the trainer starts, so
-    that ignite continues at the saved epoch and iteration, and then sets the optimiser's learning rate to
-    ``learning_rate`` (the value of the resuming command line; the rest of the optimiser state is kept).
+    Loads ``{"model", "optimizer", "trainer"}`` (and ``"lr_scheduler"`` when given) with MONAI's
+    ``CheckpointLoader`` when the trainer starts, so that ignite continues at the saved epoch and iteration, and
+    then sets the optimiser's learning rate to ``learning_rate`` (the value of the resuming command line; the rest
+    of the optimiser state is kept). With a ``lr_scheduler`` from :py:func:`lr_scheduler`, ``learning_rate``
+    becomes the schedule's base rate and the optimiser gets the schedule's rate at the saved epoch.
 
     Examples::
 
@@ -69,12 +117,17 @@ def resume_from(
     from monai.handlers import CheckpointLoader
 
     load = {"model": network, "optimizer": optimizer, "trainer": trainer}
+    if lr_scheduler is not None:
+        load["lr_scheduler"] = lr_scheduler
     CheckpointLoader(load_path=checkpoint, load_dict=load, map_location=device).attach(trainer)
     if learning_rate is not None:
 
         def _set_lr(engine: Any) -> None:
-            for group in optimizer.param_groups:
-                group["lr"] = float(learning_rate)
+            if lr_scheduler is not None:
+                lr_scheduler.base_lrs = [float(learning_rate)] * len(optimizer.param_groups)
+            for i, group in enumerate(optimizer.param_groups):
+                scale = 1.0 if lr_scheduler is None else lr_scheduler.lr_lambdas[i](lr_scheduler.last_epoch)
+                group["lr"] = float(learning_rate) * scale
 
         trainer.add_event_handler(Events.STARTED, _set_lr)
     return True

@@ -34,7 +34,7 @@ from monai.transforms import (
     RandSpatialCropd,
     SpatialPadd,
 )
-from monai.utils import ensure_tuple
+from monai.utils import ensure_tuple, ensure_tuple_rep
 
 from .elastic import RandGridElasticd
 from .elastic.functional import look_up_elastic_mode, look_up_elastic_padding_mode
@@ -58,6 +58,7 @@ def unet2015_train_augmentation(
     spacing: float | Sequence[float] | None = None,
     rotate_range: float | Sequence[float] | None = None,
     shift_range: float | Sequence[float] = 20.0,
+    scale_range: float | Sequence[float] = 0.0,
     affine_prob: float = 1.0,
     flip_prob: float = 0.0,
     intensity_prob: float = 0.5,
@@ -76,7 +77,9 @@ def unet2015_train_augmentation(
     1. :py:class:`RandGridElasticd` - the paper's elastic deformation: a 3 x 3 (x 3) grid corner to corner,
        node displacements ~ N(0, ``elastic_sigma``), cubic B-spline interpolation; one field for all keys.
     2. ``RandAffined`` - rotation (uniform in ``+-rotate_range`` radians; default a full turn in 2D, in-plane only
-       in 3D) and shift (uniform in ``+-shift_range`` pixels), one resampling for both.
+       in 3D), shift (uniform in ``+-shift_range`` pixels) and, with ``scale_range``, scaling (each axis by
+       ``1 + U(+-scale_range)``, drawn per axis as MONAI's ``RandAffine`` does; not in the paper), one resampling
+       for all.
     3. ``RandFlipd`` along every spatial axis with ``flip_prob`` (off by default; not in the paper).
     4. Gray-value variation on the image keys only: ``RandScaleIntensityd`` (``x * (1 + U(+-scale_intensity))``),
        ``RandShiftIntensityd`` (``x + U(+-shift_intensity)``) and ``RandAdjustContrastd`` (gamma in ``gamma``), each
@@ -108,6 +111,7 @@ def unet2015_train_augmentation(
         rotate_range: max rotation in radians; None: ``pi`` in 2D, ``(pi, 0, 0)`` (in-plane, about the first
             axis) in 3D; 0 disables rotation.
         shift_range: max shift in pixels per axis; 0 disables shifting.
+        scale_range: max relative scaling per axis (0.2: factors in [0.8, 1.2]); 0 (default) disables scaling.
         affine_prob: probability of the rotation + shift.
         flip_prob: probability of a flip along each axis.
         intensity_prob: probability of each gray-value transform; 0 disables them.
@@ -159,13 +163,17 @@ def unet2015_train_augmentation(
         rotate_range = math.pi if spatial_dims == 2 else (math.pi, 0.0, 0.0)
     rotating = any(float(r) != 0 for r in ensure_tuple(rotate_range))
     shifting = any(float(s) != 0 for s in ensure_tuple(shift_range))
-    if affine_prob > 0 and (rotating or shifting):
+    scaling = any(float(s) != 0 for s in ensure_tuple(scale_range))
+    if scaling and not all(0 <= float(s) < 1 for s in ensure_tuple(scale_range)):
+        raise ValueError(f"scale_range must be in [0, 1) per axis (factors 1 +- scale_range), got {scale_range!r}.")
+    if affine_prob > 0 and (rotating or shifting or scaling):
         shift = ensure_tuple(shift_range)
         transforms.append(
             RandAffined(
                 all_keys, prob=affine_prob,
                 rotate_range=rotate_range if rotating else None,
                 translate_range=(shift * spatial_dims if len(shift) == 1 else shift) if shifting else None,
+                scale_range=ensure_tuple_rep(scale_range, spatial_dims) if scaling else None,
                 mode=modes, padding_mode=padding_mode, device=device,
             )
         )
