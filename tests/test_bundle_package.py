@@ -32,7 +32,9 @@ import torch
 from PIL import Image
 
 from monai.bundle import download, load, run
-from monai_unet2015.bundle import bundle_files, latest_checkpoint, package_bundle, select_bundle_files
+from monai_unet2015.bundle import (
+    BundleInputError, bundle_files, export_weights, latest_checkpoint, package_bundle, select_bundle_files,
+)
 from monai_unet2015.bundle import package as package_module
 from monai_unet2015.bundle.package import main
 from monai_unet2015.networks.nets import UNet2015
@@ -263,3 +265,26 @@ def test_download_load_run_round_trip(tiny_bundle, tmp_path, monkeypatch):
     outputs = sorted(p.name for p in (root / "eval").iterdir())
     assert outputs == [f"isbi2012_test_00_{k}" for k in ("mask.png", "neurons.tif", "overlay.png", "prob.tif")]
     assert np.asarray(Image.open(root / "eval" / "isbi2012_test_00_overlay.png")).shape == (512, 512, 3)
+
+
+def test_export_weights_from_a_training_checkpoint(tmp_path):
+    """The final training checkpoint becomes the shipped float16 state dict; an existing file is kept."""
+    net = UNet2015(features=(4, 8, 16))
+    opt = torch.optim.Adam(net.parameters())
+    torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "trainer": {"epoch": 3}},
+               tmp_path / "checkpoint_final.pt")
+    out = tmp_path / "models" / "model.pt"
+    assert export_weights(tmp_path / "checkpoint_final.pt", out) == {
+        "spatial_dims": 2, "in_channels": 1, "out_channels": 2, "features": [4, 8, 16]}
+    state = torch.load(out, weights_only=True)
+    assert set(state) == set(net.state_dict())
+    for k, v in net.state_dict().items():  # each tensor rounded to the nearest float16, nothing else
+        assert state[k].dtype == torch.float16 and torch.equal(state[k], v.half())
+    shipped = out.read_bytes()
+    with pytest.raises(BundleInputError, match="exists"):
+        export_weights(tmp_path / "checkpoint_final.pt", out)
+    assert out.read_bytes() == shipped
+    export_weights(tmp_path / "checkpoint_final.pt", out, dtype="float32", overwrite=True)
+    assert all(v.dtype == torch.float32 for v in torch.load(out, weights_only=True).values())
+    with pytest.raises(ValueError, match="float16"):
+        export_weights(tmp_path / "checkpoint_final.pt", tmp_path / "x.pt", dtype="int8")

@@ -20,7 +20,9 @@ from typing import Any
 
 from .errors import BundleInputError
 
-__all__ = ["latest_checkpoint", "read_state_dict", "unet2015_args_from_state_dict", "check_checkpoint"]
+__all__ = [
+    "latest_checkpoint", "read_state_dict", "unet2015_args_from_state_dict", "check_checkpoint", "export_weights",
+]
 
 
 def latest_checkpoint(checkpoint_dir: str | Path, pattern: str = "checkpoint*.pt") -> str | None:
@@ -126,3 +128,47 @@ def check_checkpoint(path: str | Path, features: Sequence[int], in_channels: int
         fix = f" pass --features \"{got['features']}\"" if "features" in diff else " use a matching checkpoint"
         raise BundleInputError(f"--ckpt_path {path} holds a UNet2015 with {said}:{fix}, or another --ckpt_path.")
     return True
+
+
+def export_weights(
+    checkpoint: str | Path, path: str | Path, dtype: str = "float16", overwrite: bool = False
+) -> dict[str, Any]:
+    """Write the network weights of a training ``checkpoint`` as the bare state dict a bundle ships.
+
+    ``checkpoint`` is any file :py:func:`read_state_dict` reads: a run's ``checkpoints/checkpoint_final.pt``
+    (the weights at the end of its learning-rate schedule) or its ``model.pt``. Floating-point tensors are
+    stored as ``dtype`` (``"float16"`` halves the file; the bundles' float32 networks load it as is), other
+    tensors as they are. An existing ``path`` is kept unless ``overwrite``: shipped weights are replaced on purpose
+    only.
+
+    Returns the UNet2015 arguments the weights are for (:py:func:`unet2015_args_from_state_dict`).
+
+    Examples::
+
+        >>> import tempfile, torch
+        >>> from monai_unet2015.networks.nets import UNet2015
+        >>> d = tempfile.mkdtemp()
+        >>> net = UNet2015(features=(4, 8, 16))
+        >>> torch.save({"model": net.state_dict(), "optimizer": {}}, f"{d}/checkpoint_final.pt")
+        >>> export_weights(f"{d}/checkpoint_final.pt", f"{d}/model.pt")["features"]
+        [4, 8, 16]
+        >>> state = torch.load(f"{d}/model.pt", weights_only=True)
+        >>> {v.dtype for v in state.values()}, net.load_state_dict(state) is not None
+        ({torch.float16}, True)
+    """
+    import torch
+    from monai.utils import look_up_option
+
+    cast = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+    target = cast[look_up_option(str(dtype).replace("torch.", ""), tuple(cast))]
+    out = Path(path)
+    if out.exists() and not overwrite:
+        raise BundleInputError(f"{out} exists: pass overwrite=True to replace it (it is kept as it is).")
+    state = read_state_dict(checkpoint, key="checkpoint")
+    args = unet2015_args_from_state_dict(state)
+    state = {k: v.to(target) if v.is_floating_point() else v for k, v in state.items()}
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise BundleInputError(f"{checkpoint}: weights not finite in {target} (overflow), not written.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, out)
+    return args
