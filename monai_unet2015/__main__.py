@@ -56,7 +56,7 @@ def segment(
     output_dir: str | Path,
     bundle: str | Path | None = None,
     weights: str | Path | None = None,
-    tta: bool = False,
+    tta: bool | str = "auto",
     roi_size: int | None = None,
     threshold: float | None = None,
     device: str | None = None,
@@ -70,7 +70,8 @@ def segment(
         bundle: the bundle folder (default :py:data:`DEFAULT_BUNDLE`).
         weights: a checkpoint to use instead of the bundle's ``models/model.pt``; its width (``features``) is read
             from its tensors, so a bare state dict works.
-        tta: average over the flips/rotations of the bundle's ``tta_group``.
+        tta: average over the flips/rotations of the bundle's ``tta_group``; ``"auto"`` (default): on a GPU only,
+            where the 8 passes cost milliseconds (:py:func:`monai_unet2015.bundle.on_gpu_if_auto`).
         roi_size: output tile size (default: the bundle's).
         threshold: mask threshold (default: the bundle's).
         device: e.g. ``"cpu"`` or ``"cuda:0"`` (default: the bundle's choice).
@@ -81,7 +82,7 @@ def segment(
     from monai_unet2015.bundle.checkpoint import read_state_dict, unet2015_args_from_state_dict
 
     root = _bundle_root(bundle)
-    overrides: dict[str, Any] = {"bundle_root": str(root), "output_dir": str(output_dir), "tta": bool(tta),
+    overrides: dict[str, Any] = {"bundle_root": str(root), "output_dir": str(output_dir), "tta": tta,
                                  "volume_as_slices": bool(volume_as_slices)}
     if inputs is not None:
         overrides["dataset_dir"] = [str(p) for p in inputs]
@@ -121,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     seg.add_argument("--bundle", default=None, help=f"bundle folder (default: {DEFAULT_BUNDLE})")
     seg.add_argument("--weights", default=None,
                      help="checkpoint instead of the bundle's models/model.pt; its width is read from its tensors")
-    seg.add_argument("--tta", action="store_true", help="average over the bundle's flips/rotations")
+    seg.add_argument("--tta", nargs="?", const="true", default="auto", metavar="{auto,true,false}",
+                     help="average over the bundle's flips/rotations; --tta alone: true; default auto: on a GPU only")
     seg.add_argument("--roi-size", type=int, default=None, help="output tile size (default: the bundle's)")
     seg.add_argument("--threshold", type=float, default=None, help="mask threshold (default: the bundle's)")
     seg.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")

@@ -176,6 +176,37 @@ def test_tta_false_is_off_and_true_is_on(bundles, tmp_path):
     assert np.abs(outs["yes"] - outs["default"]).max() > 1e-4
 
 
+
+@pytest.mark.parametrize("kind", ["inference", "evaluate", "inference_large"])
+def test_tta_auto_is_on_a_gpu_only(kind, bundles, tmp_path):
+    """``tta`` defaults to ``auto``: the 8 flips/rotations on a GPU (milliseconds), one pass on a CPU; an explicit
+    value wins on either. Only the flag is read (the probe runs nothing), so no GPU is needed to check the rule."""
+    root = bundles[CELLS]
+    probe = tmp_path / "probe.json"
+    probe.write_text(json.dumps({"run": ["$print('FLAGS=' + repr(@flags), flush=True)"]}))
+    gpu, cpu = ("cuda", "cpu") if kind == "inference_large" else ("$torch.device('cuda:0')", "$torch.device('cpu')")
+    cases = [((), "auto" if kind != "evaluate" else None), (("--device", cpu), False), (("--device", gpu), True),
+             (("--device", gpu, "--tta", "false"), False), (("--device", cpu, "--tta", "AUTO"), False),
+             (("--device", cpu, "--tta", "on"), True)]
+    for args, meant in cases:
+        proc = bundle_run(root, kind, *args, extra_config=probe)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        got = ast.literal_eval(next(line for line in proc.stdout.splitlines() if line.startswith("FLAGS="))[6:])
+        if meant in ("auto", None):  # the default: on exactly where the config's own device is a GPU
+            meant = torch.cuda.is_available()
+        assert got["tta"] is meant, (args, got)
+
+
+def test_cli_tta_defaults_to_the_bundle_auto(monkeypatch):
+    import monai_unet2015.__main__ as cli_main
+
+    seen = []
+    monkeypatch.setattr(cli_main, "segment", lambda *a: seen.append(a[4]) or [])
+    for argv, meant in [([], "auto"), (["--tta"], "true"), (["--tta", "false"], "false")]:
+        assert cli_main.main(["segment", *argv]) == 0
+        assert seen[-1] == meant, argv
+
+
 # ------------------------------------------------------------------------ 2. shipped weights never overwritten
 @needs_data
 @pytest.mark.parametrize("name", [EM, CELLS])

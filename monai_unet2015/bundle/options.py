@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import BundleInputError
 
-__all__ = ["as_bool", "as_bool_or_auto", "run_folder", "TRUE_WORDS", "FALSE_WORDS"]
+__all__ = ["as_bool", "as_bool_or_auto", "on_gpu_if_auto", "run_folder", "TRUE_WORDS", "FALSE_WORDS"]
 
 TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
@@ -93,6 +93,31 @@ def as_bool_or_auto(value: Any, key: str = "value") -> bool | str:
         return as_bool(value, key)
     except BundleInputError:
         raise BundleInputError(f"--{key} got {value!r}; use auto or one of true/false, yes/no, 1/0, on/off.") from None
+
+
+def on_gpu_if_auto(value: Any, key: str, device: Any) -> bool:
+    """The boolean meant by ``value`` (:py:func:`as_bool_or_auto`), where ``"auto"`` means: on when ``device`` is
+    a GPU.
+
+    For the bundles' ``tta``: the 8 flips / rotations are 8 times the work, seconds per slice on a CPU but
+    milliseconds on a GPU, so ``"auto"`` averages them on a GPU only. ``device`` is a torch device or its name;
+    ``"auto"`` (``inference_large.json``'s default) is the GPU where this process has one.
+
+    Examples::
+
+        >>> on_gpu_if_auto("auto", "tta", "cpu"), on_gpu_if_auto("auto", "tta", "cuda:0")
+        (False, True)
+        >>> on_gpu_if_auto("yes", "tta", "cpu"), on_gpu_if_auto("false", "tta", "cuda")
+        (True, False)
+    """
+    import torch
+
+    flag = as_bool_or_auto(value, key)
+    if flag != "auto":
+        return flag
+    if str(device) == "auto":
+        return torch.cuda.is_available()
+    return torch.device(device).type == "cuda"
 
 
 def _is_distributed() -> bool:
