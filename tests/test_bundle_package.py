@@ -288,3 +288,26 @@ def test_export_weights_from_a_training_checkpoint(tmp_path):
     assert all(v.dtype == torch.float32 for v in torch.load(out, weights_only=True).values())
     with pytest.raises(ValueError, match="float16"):
         export_weights(tmp_path / "checkpoint_final.pt", tmp_path / "x.pt", dtype="int8")
+
+
+def test_export_weights_averages_checkpoints(tmp_path):
+    """A list of checkpoints ships the mean of their weights: equal to the hand-computed mean, and a network of
+    another width is refused."""
+    paths, states = [], []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        net = UNet2015(features=(4, 8, 16))
+        states.append(net.state_dict())
+        paths.append(tmp_path / f"checkpoint_epoch={seed}.pt")
+        torch.save({"model": net.state_dict(), "trainer": {"epoch": seed}}, paths[-1])
+    out = tmp_path / "model.pt"
+    export_weights(paths, out, dtype="float32")
+    got = torch.load(out, weights_only=True)
+    for k in states[0]:
+        torch.testing.assert_close(got[k], (states[0][k] + states[1][k] + states[2][k]) / 3, rtol=1e-6, atol=1e-7)
+    torch.save(UNet2015(features=(4, 8, 32)).state_dict(), tmp_path / "wider.pt")
+    with pytest.raises(BundleInputError, match="another network"):
+        export_weights([paths[0], tmp_path / "wider.pt"], tmp_path / "x.pt")
+    with pytest.raises(BundleInputError, match="empty"):
+        export_weights([], tmp_path / "y.pt")
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()

@@ -22,6 +22,7 @@ from .errors import BundleInputError
 
 __all__ = [
     "latest_checkpoint", "read_state_dict", "unet2015_args_from_state_dict", "check_checkpoint", "export_weights",
+    "average_weights",
 ]
 
 
@@ -131,12 +132,14 @@ def check_checkpoint(path: str | Path, features: Sequence[int], in_channels: int
 
 
 def export_weights(
-    checkpoint: str | Path, path: str | Path, dtype: str = "float16", overwrite: bool = False
+    checkpoint: str | Path | Sequence[str | Path], path: str | Path, dtype: str = "float16", overwrite: bool = False
 ) -> dict[str, Any]:
     """Write the network weights of a training ``checkpoint`` as the bare state dict a bundle ships.
 
     ``checkpoint`` is any file :py:func:`read_state_dict` reads: a run's ``checkpoints/checkpoint_final.pt``
-    (the weights at the end of its learning-rate schedule) or its ``model.pt``. Floating-point tensors are
+    (the weights at the end of its learning-rate schedule) or its ``model.pt``; or a list of such files, whose
+    weights are averaged (the uniform mean of each tensor, as in stochastic weight averaging over the last
+    checkpoints of a run: :py:func:`average_weights`). Floating-point tensors are
     stored as ``dtype`` (``"float16"`` halves the file; the bundles' float32 networks load it as is), other
     tensors as they are. An existing ``path`` is kept unless ``overwrite``: shipped weights are replaced on purpose
     only.
@@ -164,7 +167,10 @@ def export_weights(
     out = Path(path)
     if out.exists() and not overwrite:
         raise BundleInputError(f"{out} exists: pass overwrite=True to replace it (it is kept as it is).")
-    state = read_state_dict(checkpoint, key="checkpoint")
+    if isinstance(checkpoint, (str, Path)):
+        state = read_state_dict(checkpoint, key="checkpoint")
+    else:
+        state = average_weights(checkpoint)
     args = unet2015_args_from_state_dict(state)
     state = {k: v.to(target) if v.is_floating_point() else v for k, v in state.items()}
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
@@ -172,3 +178,36 @@ def export_weights(
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)
     return args
+
+
+def average_weights(checkpoints: Sequence[str | Path]) -> dict:
+    """The uniform mean of the network weights in ``checkpoints`` (files :py:func:`read_state_dict` reads).
+
+    Averaging the weights of the last checkpoints of one run (stochastic weight averaging) smooths the noise of
+    the final iterations without choosing one checkpoint by a validation score. Floating-point tensors are
+    averaged in float64 and returned in the dtype of the first checkpoint; other tensors (counters) are taken from
+    the last one. UNet2015 has no batch normalisation, so no running statistics need recomputing.
+
+    Examples::
+
+        >>> import tempfile, torch
+        >>> d = tempfile.mkdtemp()
+        >>> for i, w in enumerate((1.0, 2.0, 6.0)):
+        ...     torch.save({"model": {"w": torch.full((2,), w)}}, f"{d}/checkpoint_epoch={i}.pt")
+        >>> average_weights([f"{d}/checkpoint_epoch={i}.pt" for i in range(3)])["w"]
+        tensor([3., 3.])
+    """
+    import torch
+
+    paths = list(checkpoints)
+    if not paths:
+        raise BundleInputError("checkpoints is empty: give the checkpoint files whose weights to average.")
+    states = [read_state_dict(p, key="checkpoint") for p in paths]
+    first = states[0]
+    for p, state in zip(paths[1:], states[1:]):
+        if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):
+            raise BundleInputError(f"{p} holds another network than {paths[0]}: only weights of one network average.")
+    return {
+        k: torch.stack([s[k].double() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else states[-1][k]
+        for k, v in first.items()
+    }
