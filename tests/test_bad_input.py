@@ -176,7 +176,6 @@ def test_tta_false_is_off_and_true_is_on(bundles, tmp_path):
     assert np.abs(outs["yes"] - outs["default"]).max() > 1e-4
 
 
-
 @pytest.mark.parametrize("kind", ["inference", "evaluate", "inference_large"])
 def test_tta_auto_is_on_a_gpu_only(kind, bundles, tmp_path):
     """``tta`` defaults to ``auto``: the 8 flips/rotations on a GPU (milliseconds), one pass on a CPU; an explicit
@@ -185,15 +184,14 @@ def test_tta_auto_is_on_a_gpu_only(kind, bundles, tmp_path):
     probe = tmp_path / "probe.json"
     probe.write_text(json.dumps({"run": ["$print('FLAGS=' + repr(@flags), flush=True)"]}))
     gpu, cpu = ("cuda", "cpu") if kind == "inference_large" else ("$torch.device('cuda:0')", "$torch.device('cpu')")
-    cases = [((), "auto" if kind != "evaluate" else None), (("--device", cpu), False), (("--device", gpu), True),
+    # the default: on exactly where the config's own device (cuda:0 when present) is a GPU
+    cases = [((), torch.cuda.is_available()), (("--device", cpu), False), (("--device", gpu), True),
              (("--device", gpu, "--tta", "false"), False), (("--device", cpu, "--tta", "AUTO"), False),
              (("--device", cpu, "--tta", "on"), True)]
     for args, meant in cases:
         proc = bundle_run(root, kind, *args, extra_config=probe)
         assert proc.returncode == 0, proc.stderr[-3000:]
         got = ast.literal_eval(next(line for line in proc.stdout.splitlines() if line.startswith("FLAGS="))[6:])
-        if meant in ("auto", None):  # the default: on exactly where the config's own device is a GPU
-            meant = torch.cuda.is_available()
         assert got["tta"] is meant, (args, got)
 
 
