@@ -414,6 +414,33 @@ def test_train_resume_and_evaluate(name, tmp_path, tiny_data):
         assert float(metrics["reference_cells"]) > 0
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_train_from_trained_weights(name, tmp_path, tiny_data):
+    """``--init_ckpt``: a training starts from the given weights (float16, as a bundle ships them), not from the
+    random initialisation; with a learning rate of 0 the final checkpoint holds exactly those weights."""
+    root = _tiny_copy(name, tmp_path)
+    torch.manual_seed(123)
+    trained = {k: v.half() for k, v in UNet2015(features=TINY).state_dict().items()}
+    init = tmp_path / "trained.pt"
+    torch.save(trained, init)
+    args = {**_train_args(name, tiny_data, root), "learning_rate": 0.0}
+    run(config_file=_train_files(root), init_ckpt=str(init), **args)
+    final = torch.load(root / "runs" / "test" / "checkpoints" / "checkpoint_final.pt", weights_only=False)["model"]
+    assert set(final) == set(trained)
+    for k, v in trained.items():
+        assert torch.equal(final[k], v.float()), k
+    # a network of another width is refused before any work, naming the option and the width that fits
+    torch.save(UNet2015(features=[2, 4, 8, 16, 32]).state_dict(), init)
+    with pytest.raises(RuntimeError) as info:
+        run(config_file=_train_files(root), init_ckpt=str(init), **{**args, "run_name": "wide"})
+    cause = info.value
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    assert isinstance(cause, BundleInputError)
+    assert "--init_ckpt" in str(cause) and "[2, 4, 8, 16, 32]" in str(cause)
+    assert not (root / "runs" / "wide" / "checkpoints").exists()
+
+
 def test_em_weight_map_option(tiny_data):
     """``use_weight_map: true`` adds the weight map to the EM training batches and to the loss."""
     parser = ConfigParser()

@@ -115,19 +115,21 @@ def unet2015_args_from_state_dict(state: Mapping[str, Any]) -> dict:
     }
 
 
-def check_checkpoint(path: str | Path, features: Sequence[int], in_channels: int = 1, out_channels: int = 2) -> bool:
+def check_checkpoint(
+    path: str | Path, features: Sequence[int], in_channels: int = 1, out_channels: int = 2, key: str = "ckpt_path"
+) -> bool:
     """Check, before any work starts, that ``path`` holds UNet2015 weights of the width the config builds.
 
     Returns ``True``; raises :py:class:`~monai_unet2015.bundle.errors.BundleInputError` naming the file and
-    the fix (the ``--features`` that match it, or another ``--ckpt_path``) otherwise.
+    the fix (the ``--features`` that match it, or another ``--<key>``) otherwise.
     """
-    got = unet2015_args_from_state_dict(read_state_dict(path))
+    got = unet2015_args_from_state_dict(read_state_dict(path, key))
     want = {"features": [int(f) for f in features], "in_channels": int(in_channels), "out_channels": int(out_channels)}
     diff = {k: (got[k], v) for k, v in want.items() if got[k] != v}
     if diff:
         said = ", ".join(f"{k} {g} (the config says {w})" for k, (g, w) in diff.items())
         fix = f" pass --features \"{got['features']}\"" if "features" in diff else " use a matching checkpoint"
-        raise BundleInputError(f"--ckpt_path {path} holds a UNet2015 with {said}:{fix}, or another --ckpt_path.")
+        raise BundleInputError(f"--{key} {path} holds a UNet2015 with {said}:{fix}, or another --{key}.")
     return True
 
 

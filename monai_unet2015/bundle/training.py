@@ -9,14 +9,18 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The steps of a bundle's training ``run`` that are code, not choices: resuming, the progress bar, selection."""
+"""The steps of a bundle's training ``run`` that are code, not choices: fine-tuning, resuming, the progress bar,
+selection."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
 
-__all__ = ["resume_from", "attach_progress_bar", "lower_is_better", "loader_workers", "lr_scheduler", "LR_SCHEDULES"]
+__all__ = [
+    "init_weights", "resume_from", "attach_progress_bar", "lower_is_better", "loader_workers", "lr_scheduler",
+    "LR_SCHEDULES",
+]
 
 LR_SCHEDULES = ("cosine", "constant")
 
@@ -91,6 +95,40 @@ def lr_scheduler(optimizer: Any, schedule: str = "cosine", epochs: int = 1, fina
         return ratio + (1.0 - ratio) * 0.5 * (1.0 + math.cos(math.pi * min(epoch, total) / total))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def init_weights(network: Any, checkpoint: str | None, features: Any, key: str = "init_ckpt") -> bool:
+    """Start a training from trained weights instead of the random initialisation: fine-tuning.
+
+    ``checkpoint`` is a bundle's ``models/model.pt`` (float16 or float32), a run's ``model.pt`` or a training
+    checkpoint (its ``"model"`` entry); only the network's weights are taken, the optimiser, the epoch and the
+    learning-rate schedule start afresh. Its width is checked against the ``features`` the config builds before
+    any work starts (:py:func:`~monai_unet2015.bundle.checkpoint.check_checkpoint`, errors name ``--<key>``).
+    ``None`` or ``""``: nothing is loaded. A run resumed with ``--resume true`` continues from its own checkpoint,
+    which is loaded when the trainer starts, after this. Returns whether weights were loaded.
+
+    Examples::
+
+        >>> import tempfile, torch
+        >>> from monai_unet2015.networks.nets import UNet2015
+        >>> trained, fresh = UNet2015(features=(4, 8, 16)), UNet2015(features=(4, 8, 16))
+        >>> path = tempfile.mkdtemp() + "/model.pt"
+        >>> torch.save({k: v.half() for k, v in trained.state_dict().items()}, path)
+        >>> init_weights(fresh, path, features=[4, 8, 16])
+        True
+        >>> bool(torch.equal(fresh.final_conv.weight, trained.final_conv.weight.half().float()))
+        True
+        >>> init_weights(fresh, None, features=[4, 8, 16])
+        False
+    """
+    if checkpoint is None or str(checkpoint).strip().lower() in ("", "none", "null"):
+        return False
+    from .checkpoint import check_checkpoint, read_state_dict
+
+    check_checkpoint(checkpoint, features, key=key)
+    target = getattr(network, "module", network)  # DistributedDataParallel wraps the network
+    target.load_state_dict(read_state_dict(checkpoint, key))  # copied into the network's own dtype
+    return True
 
 
 def resume_from(
