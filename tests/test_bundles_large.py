@@ -218,7 +218,13 @@ def test_large_config_agrees_with_inference_json(name):
     step = large_.get_parsed_content("instances")
     assert isinstance(step.transform, WatershedInstances) and vars(step.transform) == vars(ws.transform)
     assert large_.get_parsed_content("flags") == {
-        "tta": False, "write_mask": True, "write_instances": True, "progress": True}
+        "tta": "auto", "write_mask": True, "write_instances": True, "progress": True}
+    # tta auto, device auto: each worker decides by its own device (on a CPU: one pass)
+    inferer = large_.get_parsed_content("inferer")
+    assert inferer.gpu_only and inferer.inferer is large_.get_parsed_content("tile_inferer")
+    large_["device"] = "cpu"
+    assert large_.get_parsed_content("inferer", lazy=False) is large_.get_parsed_content("tile_inferer")
+    large_["device"] = "auto"
     net = large_.get_parsed_content("network")
     assert net.checkpoint == str(root / "models" / "model.pt") and net.device == "auto"
     assert type(net.network.module).__name__ == "UNet2015"

@@ -109,6 +109,22 @@ def test_dihedral_tta_equals_the_tta_inferer_on_the_whole_image(group):
     np.testing.assert_allclose(out.compute(), ref, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("on_gpu", [False, True])
+def test_gpu_only_tta_is_decided_where_the_network_runs(on_gpu, monkeypatch):
+    """``gpu_only``: each chunk's process averages the group when its network is on a GPU (simulated here by
+    the device test that ``_predict_chunk`` asks), else makes one pass: the plain tiles' result."""
+    import monai_unet2015.inferers.tta as tta_module
+
+    monkeypatch.setattr(tta_module, "_runs_on_gpu", lambda inputs, network: on_gpu)
+    net = _net()
+    image = _random((150, 97), (40, 60), seed=7)
+    tiles = OverlapTileInferer(roi_size=48)
+    out = overlap_tile_dask(image, net, DihedralTTAInferer(tiles, gpu_only=True), axes="yx", chunk_size=36)
+    whole = torch.from_numpy(image.compute())[None, None]
+    ref = (DihedralTTAInferer(tiles) if on_gpu else tiles)(whole, net)[0].numpy()
+    np.testing.assert_allclose(out.compute(), ref, atol=1e-5, rtol=0)
+
+
 def test_dihedral_tta_of_a_3d_volume_in_another_plane():
     net = _net(spatial_dims=3, features=(2, 4, 8))
     image = _random((30, 41, 27), (30, 20, 27), seed=6)

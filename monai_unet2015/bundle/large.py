@@ -36,6 +36,7 @@ __all__ = [
     "ReverseIndexedTransform",
     "check_large_inputs",
     "whole_slice_chunks",
+    "tta_inferer",
     "LARGE_PACKAGES",
 ]
 
@@ -188,3 +189,32 @@ def whole_slice_chunks(chunk_size: Any, instances: bool) -> Any:
     if chunk_size is None or (isinstance(chunk_size, str) and chunk_size.strip().lower() in ("", "none", "null")):
         return _WHOLE if instances else None
     return chunk_size
+
+
+def tta_inferer(tile_inferer: Any, tta: Any, group: str = "dihedral", device: Any = "auto") -> Any:
+    """The inferer of ``inference_large.json``: ``tile_inferer`` alone, or the dihedral test-time augmentation
+    around it.
+
+    ``tta`` is ``true`` / ``false`` or ``auto`` (:py:func:`~monai_unet2015.bundle.options.as_bool_or_auto`).
+    ``auto`` with an explicit ``device`` averages the group on a GPU only, as ``inference.json`` does; with
+    ``device`` ``auto`` the workers choose their own device, so each process that runs the network decides
+    (:py:class:`~monai_unet2015.inferers.DihedralTTAInferer` with ``gpu_only``): GPU workers average the group
+    even when the process that starts the job has no GPU, CPU workers make one pass.
+
+    Examples::
+
+        >>> from monai_unet2015.inferers import OverlapTileInferer
+        >>> tiles = OverlapTileInferer()
+        >>> tta_inferer(tiles, "false") is tiles, tta_inferer(tiles, "auto", device="cpu") is tiles
+        (True, True)
+        >>> tta_inferer(tiles, "auto").gpu_only, tta_inferer(tiles, "true", device="cpu").gpu_only
+        (True, False)
+    """
+    from monai_unet2015.inferers import DihedralTTAInferer
+
+    from .options import as_bool_or_auto, on_gpu_if_auto
+
+    flag = as_bool_or_auto(tta, "tta")
+    if flag == "auto" and str(device) == "auto":
+        return DihedralTTAInferer(tile_inferer, group=group, gpu_only=True)
+    return DihedralTTAInferer(tile_inferer, group=group) if on_gpu_if_auto(flag, "tta", device) else tile_inferer

@@ -356,6 +356,9 @@ def _predict_chunk(
         if inf.sw_device is None or torch.device(inf.sw_device) != dev:
             inf = copy.copy(inf)
             inf.sw_device, inf.device = dev, torch.device("cpu")
+    if tta is not None and tta.group_for(data, network) != tta.group:  # gpu_only, and the network is on a CPU
+        tta = copy.copy(tta)
+        tta.group = "identity"  # one pass, on the window planned for the group
     if tta is None:
         pred = inf.infer_window(data, output_size, network)
     else:

@@ -125,6 +125,16 @@ def _accumulate(
     return total
 
 
+def _runs_on_gpu(inputs: torch.Tensor, network: Any) -> bool:
+    """Whether ``network`` computes on a CUDA device: where its parameters are, else where ``inputs`` are."""
+    module = network if isinstance(network, torch.nn.Module) else getattr(network, "__self__", None)
+    if isinstance(module, torch.nn.Module):
+        param = next(module.parameters(), None)
+        if param is not None:
+            return param.device.type == "cuda"
+    return inputs.device.type == "cuda"
+
+
 class DihedralTTAInferer(Inferer):
     """
     Test-time augmentation: average the predictions of an inner inferer over flipped and rotated
@@ -151,6 +161,10 @@ class DihedralTTAInferer(Inferer):
         spatial_axes: the rotation plane for ``"dihedral"`` / ``"rot90"`` (spatial axis indices).
         postprocess: optional callable applied to every prediction before it is mapped back and averaged,
             e.g. ``lambda y: torch.softmax(y, 1)`` to average probabilities instead of logits.
+        gpu_only: ``True``: average the group only where the network runs on a GPU (its parameters, or for a
+            network without parameters the inputs, on a CUDA device) and make one pass elsewhere: a bundle's
+            ``tta: auto`` decided by each process that runs the network, e.g. each dask worker of an
+            out-of-core job, not by the process that configured it. Default ``False``: always the group.
 
     The result is a MetaTensor with the input's metadata when the input is one.
 
@@ -163,6 +177,10 @@ class DihedralTTAInferer(Inferer):
         >>> tta = DihedralTTAInferer(OverlapTileInferer(roi_size=32))
         >>> tta(torch.rand(1, 1, 40, 30), net).shape
         torch.Size([1, 2, 40, 30])
+        >>> x = torch.rand(1, 1, 40, 30)  # on a CPU, gpu_only makes the one pass of the inner inferer
+        >>> torch.equal(DihedralTTAInferer(OverlapTileInferer(roi_size=32), gpu_only=True)(x, net),
+        ...             OverlapTileInferer(roi_size=32)(x, net))
+        True
     """
 
     def __init__(
@@ -171,6 +189,7 @@ class DihedralTTAInferer(Inferer):
         group: str = "dihedral",
         spatial_axes: Sequence[int] = (0, 1),
         postprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        gpu_only: bool = False,
     ) -> None:
         Inferer.__init__(self)
         if inferer is not None and not callable(inferer):
@@ -185,6 +204,14 @@ class DihedralTTAInferer(Inferer):
         self.group = group
         self.spatial_axes = tuple(int(a) for a in spatial_axes)
         self.postprocess = postprocess
+        if not isinstance(gpu_only, bool):
+            raise TypeError(f"gpu_only must be True or False, got {gpu_only!r}.")
+        self.gpu_only = gpu_only
+
+    def group_for(self, inputs: torch.Tensor, network: Any) -> str:
+        """The group this call averages: :py:attr:`group`, or ``"identity"`` (one pass) when :py:attr:`gpu_only`
+        and the network does not run on a GPU."""
+        return self.group if not self.gpu_only or _runs_on_gpu(inputs, network) else "identity"
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> torch.Tensor:
         """
@@ -199,7 +226,7 @@ class DihedralTTAInferer(Inferer):
         """
         if not isinstance(inputs, torch.Tensor):
             raise TypeError(f"inputs must be a torch.Tensor of shape (N, C, *spatial), got {type(inputs).__name__}.")
-        transforms = _dihedral_transforms(inputs.ndim - 2, self.group, self.spatial_axes)
+        transforms = _dihedral_transforms(inputs.ndim - 2, self.group_for(inputs, network), self.spatial_axes)
         data = convert_to_tensor(inputs, track_meta=False)
         total: torch.Tensor | None = None
         for t in transforms:
