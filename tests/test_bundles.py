@@ -441,6 +441,67 @@ def test_train_from_trained_weights(name, tmp_path, tiny_data):
     assert not (root / "runs" / "wide" / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_weight_ema_is_saved_resumed_and_exported(name, tmp_path, tiny_data):
+    """``--ema_momentum m``: after every iteration ``ema = (1 - m) ema + m w`` from the weights the training starts
+    with; the checkpoints hold it as ``ema_model``, a resumed run continues it, ``export_weights(entry=...)``
+    ships it."""
+    from monai_unet2015.bundle import export_weights
+
+    root = _tiny_copy(name, tmp_path)
+    config = _train_files(root)
+    args = {**_train_args(name, tiny_data, root), "ema_momentum": 0.25}
+
+    def train(**extra):
+        parser = ConfigParser()
+        parser.read_config(config)
+        parser.update({**args, **extra})
+        seen, net = [], parser.get_parsed_content("network")
+        trainer = parser.get_parsed_content("train#trainer")
+        snap = lambda engine: seen.append({k: v.detach().clone() for k, v in net.state_dict().items()})  # noqa: E731
+        trainer.add_event_handler(Events.STARTED, snap)  # the weights before the first iteration
+        parser.get_parsed_content("initialize")
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, snap)
+        parser.get_parsed_content("run")
+        return seen
+
+    def expected(start, seen):
+        ema = {k: v.double() for k, v in start.items()}
+        for w in seen[1:]:
+            ema = {k: 0.75 * ema[k] + 0.25 * w[k].double() for k in ema}
+        return ema
+
+    seen = train()
+    ckpts = root / "runs" / "test" / "checkpoints"
+    state = torch.load(ckpts / "checkpoint_final.pt", weights_only=False)
+    assert set(state) == {"model", "optimizer", "trainer", "lr_scheduler", "ema_model"}
+    want = expected(seen[0], seen)
+    assert len(seen) == 3
+    for k, v in state["ema_model"].items():
+        torch.testing.assert_close(v.double(), want[k], atol=1e-6, rtol=1e-5)
+    assert not torch.equal(state["ema_model"]["final_conv.weight"], state["model"]["final_conv.weight"])
+    # resumed for a second epoch: the average goes on from the saved one
+    seen2 = train(epochs=2, resume=True)
+    state2 = torch.load(ckpts / "checkpoint_epoch=2.pt", weights_only=False)
+    want2 = expected({k: v.double() for k, v in state["ema_model"].items()}, seen2)
+    for k, v in state2["ema_model"].items():
+        torch.testing.assert_close(v.double(), want2[k], atol=1e-6, rtol=1e-5)
+    # shipped as float16 from the checkpoint's average; a checkpoint without one is refused by name
+    export_weights(ckpts / "checkpoint_epoch=2.pt", tmp_path / "ema.pt", entry="ema_model")
+    shipped = torch.load(tmp_path / "ema.pt", weights_only=True)
+    assert torch.equal(shipped["final_conv.weight"], state2["ema_model"]["final_conv.weight"].half())
+    torch.save({"model": state2["model"]}, tmp_path / "plain.pt")
+    with pytest.raises(BundleInputError, match="no 'ema_model' entry"):
+        export_weights(tmp_path / "plain.pt", tmp_path / "x.pt", entry="ema_model")
+    # a momentum outside (0, 1) is refused, naming the option
+    with pytest.raises(RuntimeError) as info:
+        train(ema_momentum=1.5, run_name="bad")
+    cause = info.value
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    assert isinstance(cause, BundleInputError) and "--ema_momentum got 1.5" in str(cause)
+
+
 def test_em_weight_map_option(tiny_data):
     """``use_weight_map: true`` adds the weight map to the EM training batches and to the loss."""
     parser = ConfigParser()

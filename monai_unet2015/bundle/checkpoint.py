@@ -63,8 +63,9 @@ def latest_checkpoint(checkpoint_dir: str | Path, pattern: str = "checkpoint*.pt
 _LEVEL = re.compile(r"^downs\.(\d+)\.convs\.conv_0\.conv\.weight$")
 
 
-def read_state_dict(path: str | Path, key: str = "ckpt_path") -> dict:
-    """The network state dict in the checkpoint file ``path``: a bare state dict or the ``"model"`` entry.
+def read_state_dict(path: str | Path, key: str = "ckpt_path", entry: str = "model") -> dict:
+    """The network state dict in the checkpoint file ``path``: a bare state dict or its ``entry`` (``"model"``;
+    ``"ema_model"``: the weight average of a training with ``ema_momentum``).
 
     Raises :py:class:`~monai_unet2015.bundle.errors.BundleInputError` (naming ``key``) when the file is missing
     or is not a PyTorch checkpoint of a network.
@@ -83,8 +84,11 @@ def read_state_dict(path: str | Path, key: str = "ckpt_path") -> dict:
     except Exception as e:  # corrupt, truncated or not a torch file: one line of the loader's complaint
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BundleInputError(f"--{key} {path} is not a readable PyTorch checkpoint ({first[:200]}).") from None
-    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
-        state = state["model"]
+    if isinstance(state, Mapping) and isinstance(state.get(entry), Mapping):
+        state = state[entry]
+    elif entry != "model":
+        held = sorted(k for k, v in state.items() if isinstance(v, Mapping)) if isinstance(state, Mapping) else []
+        raise BundleInputError(f"--{key} {path} has no '{entry}' entry (it holds {held or 'a bare state dict'}).")
     if not isinstance(state, Mapping) or not state or not all(hasattr(v, "shape") for v in state.values()):
         raise BundleInputError(f"--{key} {path} holds no network state dict (a dict of tensors, or one under 'model').")
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
@@ -134,14 +138,16 @@ def check_checkpoint(
 
 
 def export_weights(
-    checkpoint: str | Path | Sequence[str | Path], path: str | Path, dtype: str = "float16", overwrite: bool = False
+    checkpoint: str | Path | Sequence[str | Path], path: str | Path, dtype: str = "float16", overwrite: bool = False,
+    entry: str = "model",
 ) -> dict[str, Any]:
     """Write the network weights of a training ``checkpoint`` as the bare state dict a bundle ships.
 
     ``checkpoint`` is any file :py:func:`read_state_dict` reads: a run's ``checkpoints/checkpoint_final.pt``
     (the weights at the end of its learning-rate schedule) or its ``model.pt``; or a list of such files, whose
     weights are averaged (the uniform mean of each tensor, as in stochastic weight averaging over the last
-    checkpoints of a run: :py:func:`average_weights`). Floating-point tensors are
+    checkpoints of a run: :py:func:`average_weights`). ``entry`` ``"ema_model"`` takes the weight average of a
+    training with ``ema_momentum`` instead of its final weights. Floating-point tensors are
     stored as ``dtype`` (``"float16"`` halves the file; the bundles' float32 networks load it as is), other
     tensors as they are. An existing ``path`` is kept unless ``overwrite``: shipped weights are replaced on purpose
     only.
@@ -170,9 +176,9 @@ def export_weights(
     if out.exists() and not overwrite:
         raise BundleInputError(f"{out} exists: pass overwrite=True to replace it (it is kept as it is).")
     if isinstance(checkpoint, (str, Path)):
-        state = read_state_dict(checkpoint, key="checkpoint")
+        state = read_state_dict(checkpoint, key="checkpoint", entry=entry)
     else:
-        state = average_weights(checkpoint)
+        state = average_weights(checkpoint, entry=entry)
     args = unet2015_args_from_state_dict(state)
     state = {k: v.to(target) if v.is_floating_point() else v for k, v in state.items()}
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
@@ -182,7 +188,7 @@ def export_weights(
     return args
 
 
-def average_weights(checkpoints: Sequence[str | Path]) -> dict:
+def average_weights(checkpoints: Sequence[str | Path], entry: str = "model") -> dict:
     """The uniform mean of the network weights in ``checkpoints`` (files :py:func:`read_state_dict` reads).
 
     Averaging the weights of the last checkpoints of one run (stochastic weight averaging) smooths the noise of
@@ -204,7 +210,7 @@ def average_weights(checkpoints: Sequence[str | Path]) -> dict:
     paths = list(checkpoints)
     if not paths:
         raise BundleInputError("checkpoints is empty: give the checkpoint files whose weights to average.")
-    states = [read_state_dict(p, key="checkpoint") for p in paths]
+    states = [read_state_dict(p, key="checkpoint", entry=entry) for p in paths]
     first = states[0]
     for p, state in zip(paths[1:], states[1:]):
         if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):

@@ -18,8 +18,8 @@ import sys
 from typing import Any
 
 __all__ = [
-    "init_weights", "resume_from", "attach_progress_bar", "lower_is_better", "loader_workers", "lr_scheduler",
-    "LR_SCHEDULES",
+    "init_weights", "weight_ema", "attach_ema", "training_state", "resume_from", "attach_progress_bar",
+    "lower_is_better", "loader_workers", "lr_scheduler", "LR_SCHEDULES",
 ]
 
 LR_SCHEDULES = ("cosine", "constant")
@@ -131,9 +131,78 @@ def init_weights(network: Any, checkpoint: str | None, features: Any, key: str =
     return True
 
 
+def weight_ema(network: Any, momentum: Any = None) -> Any:
+    """An exponential moving average (EMA) of the network's weights over the training, or ``None`` (off).
+
+    After every iteration ``ema = (1 - momentum) * ema + momentum * weights`` (ignite's ``EMAHandler``), so the
+    EMA remembers about the last ``1 / momentum`` iterations (0.001: the last ~1,000, 20 epochs of 50): weights
+    that smooth the noise of the last iterations without choosing a checkpoint by a validation score. It starts
+    from the network as it is when this is called (after ``init_weights``), is saved in the training checkpoints
+    as ``"ema_model"`` (:py:func:`training_state`), restored on resume, and shipped with
+    ``export_weights(checkpoint, path, entry="ema_model")``. ``momentum`` ``None``, ``0`` or ``"null"``: off.
+
+    Examples::
+
+        >>> from monai_unet2015.networks.nets import UNet2015
+        >>> weight_ema(UNet2015(features=(4, 8, 16)), None) is None
+        True
+        >>> type(weight_ema(UNet2015(features=(4, 8, 16)), 0.001)).__name__
+        'EMAHandler'
+    """
+    if momentum is None or (isinstance(momentum, str) and momentum.strip().lower() in ("", "none", "null")):
+        return None
+    try:
+        value = float(momentum)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(momentum, bool) or value != value or not 0.0 <= value < 1.0:
+        from .errors import BundleInputError
+
+        raise BundleInputError(
+            f"--ema_momentum got {momentum!r}: give a number in (0, 1), e.g. 0.001 (an average over about the last "
+            "1,000 iterations), or 0 / null to train without the weight average."
+        )
+    if value == 0.0:
+        return None
+    from ignite.handlers import EMAHandler
+
+    return EMAHandler(network, momentum=value)
+
+
+def attach_ema(ema: Any, trainer: Any) -> bool:
+    """Update ``ema`` (:py:func:`weight_ema`) after every iteration of ``trainer``; returns whether it is on.
+
+    Examples::
+
+        >>> attach_ema(None, trainer=None)
+        False
+    """
+    if ema is None:
+        return False
+    ema.attach(trainer, name="ema_momentum", warn_if_exists=False)
+    return True
+
+
+def training_state(network: Any, optimizer: Any, trainer: Any, lr_scheduler: Any = None, ema: Any = None) -> dict:
+    """What a training checkpoint holds (``CheckpointSaver(save_dict=...)``), and what resuming loads back:
+    ``model``, ``optimizer``, ``trainer``, ``lr_scheduler`` when given and ``ema_model`` when the weight EMA is on.
+
+    Examples::
+
+        >>> sorted(training_state("net", "opt", "trainer", "sched"))
+        ['lr_scheduler', 'model', 'optimizer', 'trainer']
+    """
+    state = {"model": network, "optimizer": optimizer, "trainer": trainer}
+    if lr_scheduler is not None:
+        state["lr_scheduler"] = lr_scheduler
+    if ema is not None:
+        state["ema_model"] = ema.ema_model
+    return state
+
+
 def resume_from(
     checkpoint: str | None, trainer: Any, network: Any, optimizer: Any, learning_rate: float | None = None,
-    device: Any = None, lr_scheduler: Any = None,
+    device: Any = None, lr_scheduler: Any = None, ema: Any = None,
 ) -> bool:
     """Make ``trainer`` continue from ``checkpoint`` (``None``: start afresh); returns whether it resumes.
 
@@ -141,7 +210,9 @@ def resume_from(
     ``CheckpointLoader`` when the trainer starts, so that ignite continues at the saved epoch and iteration, and
     then sets the optimiser's learning rate to ``learning_rate`` (the value of the resuming command line; the rest
     of the optimiser state is kept). With a ``lr_scheduler`` from :py:func:`lr_scheduler`, ``learning_rate``
-    becomes the schedule's base rate and the optimiser gets the schedule's rate at the saved epoch.
+    becomes the schedule's base rate and the optimiser gets the schedule's rate at the saved epoch. With a weight
+    ``ema`` (:py:func:`weight_ema`) its average is restored too; a checkpoint of a run that had none starts the
+    average from the resumed weights.
 
     Examples::
 
@@ -154,10 +225,22 @@ def resume_from(
 
     from monai.handlers import CheckpointLoader
 
-    load = {"model": network, "optimizer": optimizer, "trainer": trainer}
-    if lr_scheduler is not None:
-        load["lr_scheduler"] = lr_scheduler
+    import torch
+
+    load = training_state(network, optimizer, trainer, lr_scheduler)
+    restart_ema = False
+    if ema is not None:
+        if "ema_model" in torch.load(checkpoint, map_location="cpu", weights_only=False):
+            load["ema_model"] = ema.ema_model
+        else:
+            restart_ema = True
     CheckpointLoader(load_path=checkpoint, load_dict=load, map_location=device).attach(trainer)
+    if restart_ema:  # after the loader (handlers run in the order they were added)
+
+        def _restart_ema(engine: Any) -> None:
+            ema.ema_model.load_state_dict(ema.model.state_dict())
+
+        trainer.add_event_handler(Events.STARTED, _restart_ema)
     if learning_rate is not None:
 
         def _set_lr(engine: Any) -> None:
