@@ -182,17 +182,23 @@ def test_tta_auto_is_on_a_gpu_only(kind, bundles, tmp_path):
     value wins on either. Only the flag is read (the probe runs nothing), so no GPU is needed to check the rule."""
     root = bundles[CELLS]
     probe = tmp_path / "probe.json"
-    probe.write_text(json.dumps({"run": ["$print('FLAGS=' + repr(@flags), flush=True)"]}))
-    gpu, cpu = ("cuda", "cpu") if kind == "inference_large" else ("$torch.device('cuda:0')", "$torch.device('cpu')")
-    # the default: on exactly where the config's own device (cuda:0 when present) is a GPU
-    cases = [((), torch.cuda.is_available()), (("--device", cpu), False), (("--device", gpu), True),
+    large = kind == "inference_large"
+    # inference_large.json: what its inferer does ("workers": each dask worker decides by its own device)
+    said = ("'workers' if getattr(@inferer, 'gpu_only', False) else "
+            "isinstance(@inferer, monai_unet2015.inferers.DihedralTTAInferer)") if large else "@flags#tta"
+    probe.write_text(json.dumps({"run": ["$print('FLAGS=' + repr({'tta': " + said + "}), flush=True)"]}))
+    gpu, cpu = ("cuda", "cpu") if large else ("$torch.device('cuda:0')", "$torch.device('cpu')")
+    # the default: on exactly where the config's own device (cuda:0 when present) is a GPU; inference_large.json's
+    # device "auto" is each worker's own, so there the workers decide
+    cases = [((), "workers" if large else torch.cuda.is_available()), (("--device", cpu), False),
+             (("--device", gpu), True),
              (("--device", gpu, "--tta", "false"), False), (("--device", cpu, "--tta", "AUTO"), False),
              (("--device", cpu, "--tta", "on"), True)]
     for args, meant in cases:
         proc = bundle_run(root, kind, *args, extra_config=probe)
         assert proc.returncode == 0, proc.stderr[-3000:]
         got = ast.literal_eval(next(line for line in proc.stdout.splitlines() if line.startswith("FLAGS="))[6:])
-        assert got["tta"] is meant, (args, got)
+        assert got["tta"] == meant and type(got["tta"]) is type(meant), (args, got)
 
 
 def test_cli_tta_defaults_to_the_bundle_auto(monkeypatch):
