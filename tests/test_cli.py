@@ -55,7 +55,7 @@ def test_cli_equals_the_em_bundle_on_its_sample(tmp_path):
     assert np.abs(prob_cli - prob_bundle).max() <= 1e-6
     for name in set(names) - {prob}:
         np.testing.assert_array_equal(_read(tmp_path / "cli" / name), _read(tmp_path / "bundle" / name))
-    # the EM bundle's choices: membrane probability (channel 0) masked at its threshold of 0.7
+    # the EM bundle's choices: membrane probability (channel 0) masked at its threshold (inference.json's)
     threshold = json.loads((DEFAULT_BUNDLE / "configs" / "inference.json").read_text())["threshold"]
     np.testing.assert_array_equal(_read(tmp_path / "cli" / "isbi2012_test_00_mask.png") == 255, prob_cli >= threshold)
     membrane = float((prob_cli >= threshold).mean())
