@@ -127,7 +127,15 @@ def check_checkpoint(
     Returns ``True``; raises :py:class:`~monai_unet2015.bundle.errors.BundleInputError` naming the file and
     the fix (the ``--features`` that match it, or another ``--<key>``) otherwise.
     """
-    got = unet2015_args_from_state_dict(read_state_dict(path, key))
+    return check_width(read_state_dict(path, key), path, features, in_channels, out_channels, key)
+
+
+def check_width(
+    state: Mapping[str, Any], path: str | Path, features: Sequence[int], in_channels: int = 1, out_channels: int = 2,
+    key: str = "ckpt_path",
+) -> bool:
+    """:py:func:`check_checkpoint` of the state dict already read from ``path``."""
+    got = unet2015_args_from_state_dict(state)
     want = {"features": [int(f) for f in features], "in_channels": int(in_channels), "out_channels": int(out_channels)}
     diff = {k: (got[k], v) for k, v in want.items() if got[k] != v}
     if diff:

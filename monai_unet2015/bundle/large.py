@@ -186,7 +186,9 @@ def whole_slice_chunks(chunk_size: Any, instances: bool) -> Any:
         >>> whole_slice_chunks(None, True) >= 1 << 30, whole_slice_chunks(None, False), whole_slice_chunks(512, True)
         (True, None, 512)
     """
-    if chunk_size is None or (isinstance(chunk_size, str) and chunk_size.strip().lower() in ("", "none", "null")):
+    from .options import is_unset
+
+    if is_unset(chunk_size):
         return _WHOLE if instances else None
     return chunk_size
 

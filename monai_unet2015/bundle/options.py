@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import BundleInputError
 
-__all__ = ["as_bool", "as_bool_or_auto", "on_gpu_if_auto", "run_folder", "TRUE_WORDS", "FALSE_WORDS"]
+__all__ = ["as_bool", "as_bool_or_auto", "is_unset", "on_gpu_if_auto", "run_folder", "TRUE_WORDS", "FALSE_WORDS"]
 
 TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
@@ -93,6 +93,18 @@ def as_bool_or_auto(value: Any, key: str = "value") -> bool | str:
         return as_bool(value, key)
     except BundleInputError:
         raise BundleInputError(f"--{key} got {value!r}; use auto or one of true/false, yes/no, 1/0, on/off.") from None
+
+
+def is_unset(value: Any) -> bool:
+    """Whether a config value means "not given": ``None``, or a string that is empty, ``none`` or ``null`` (as
+    python-fire passes them from the command line).
+
+    Examples::
+
+        >>> is_unset(None), is_unset(" Null "), is_unset(""), is_unset("models/model.pt"), is_unset(0)
+        (True, True, True, False, False)
+    """
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null"))
 
 
 def on_gpu_if_auto(value: Any, key: str, device: Any) -> bool:

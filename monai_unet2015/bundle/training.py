@@ -121,13 +121,15 @@ def init_weights(network: Any, checkpoint: str | None, features: Any, key: str =
         >>> init_weights(fresh, None, features=[4, 8, 16])
         False
     """
-    if checkpoint is None or str(checkpoint).strip().lower() in ("", "none", "null"):
-        return False
-    from .checkpoint import check_checkpoint, read_state_dict
+    from .checkpoint import check_width, read_state_dict
+    from .options import is_unset
 
-    check_checkpoint(checkpoint, features, key=key)
+    if is_unset(checkpoint):
+        return False
+    state = read_state_dict(checkpoint, key)
+    check_width(state, checkpoint, features, key=key)
     target = getattr(network, "module", network)  # DistributedDataParallel wraps the network
-    target.load_state_dict(read_state_dict(checkpoint, key))  # copied into the network's own dtype
+    target.load_state_dict(state)  # copied into the network's own dtype
     return True
 
 
@@ -149,7 +151,9 @@ def weight_ema(network: Any, momentum: Any = None) -> Any:
         >>> type(weight_ema(UNet2015(features=(4, 8, 16)), 0.001)).__name__
         'EMAHandler'
     """
-    if momentum is None or (isinstance(momentum, str) and momentum.strip().lower() in ("", "none", "null")):
+    from .options import is_unset
+
+    if is_unset(momentum):
         return None
     try:
         value = float(momentum)
