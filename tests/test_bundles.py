@@ -493,13 +493,18 @@ def test_weight_ema_is_saved_resumed_and_exported(name, tmp_path, tiny_data):
     torch.save({"model": state2["model"]}, tmp_path / "plain.pt")
     with pytest.raises(BundleInputError, match="no 'ema_model' entry"):
         export_weights(tmp_path / "plain.pt", tmp_path / "x.pt", entry="ema_model")
-    # a momentum outside (0, 1) is refused, naming the option
+    # a momentum outside (0, 1) is refused, naming the option, before anything is written
+    bad = ConfigParser()
+    bad.read_config(config)
+    bad.update({**args, "ema_momentum": 1.5, "run_name": "bad"})
+    bad.get_parsed_content("initialize")
     with pytest.raises(RuntimeError) as info:
-        train(ema_momentum=1.5, run_name="bad")
+        bad.get_parsed_content("run")  # in the order `monai.bundle run` takes it
     cause = info.value
     while cause.__cause__ is not None:
         cause = cause.__cause__
     assert isinstance(cause, BundleInputError) and "--ema_momentum got 1.5" in str(cause)
+    assert not (root / "runs" / "bad").exists()  # refused before the run folder is made
 
 
 def test_em_weight_map_option(tiny_data):

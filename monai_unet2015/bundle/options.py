@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import BundleInputError
 
-__all__ = ["as_bool", "as_bool_or_auto", "is_unset", "on_gpu_if_auto", "run_folder", "TRUE_WORDS", "FALSE_WORDS"]
+__all__ = ["as_bool", "as_bool_or_auto", "as_momentum", "is_unset", "on_gpu_if_auto", "run_folder", "TRUE_WORDS", "FALSE_WORDS"]
 
 TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
@@ -105,6 +105,33 @@ def is_unset(value: Any) -> bool:
         (True, True, True, False, False)
     """
     return value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null"))
+
+
+def as_momentum(value: Any, key: str = "ema_momentum") -> float | None:
+    """The momentum meant by ``value``, a number in [0, 1), or ``None`` where it is unset (:py:func:`is_unset`) or 0.
+
+    For the training configs' ``ema_momentum`` (the weight average,
+    :py:func:`~monai_unet2015.bundle.training.weight_ema`); the bundles read it among their ``flags``, before the
+    run folder is made, so a bad value leaves nothing behind. Anything else raises
+    :py:class:`~monai_unet2015.bundle.errors.BundleInputError` naming ``key`` and the accepted values.
+
+    Examples::
+
+        >>> as_momentum("0.001"), as_momentum(None), as_momentum("null"), as_momentum(0)
+        (0.001, None, None, None)
+    """
+    if is_unset(value):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or number != number or not 0.0 <= number < 1.0:
+        raise BundleInputError(
+            f"--{key} got {value!r}: give a number in (0, 1), e.g. 0.001 (an average over about the last "
+            "1,000 iterations), or 0 / null to train without the weight average."
+        )
+    return None if number == 0.0 else number
 
 
 def on_gpu_if_auto(value: Any, key: str, device: Any) -> bool:

@@ -151,22 +151,10 @@ def weight_ema(network: Any, momentum: Any = None) -> Any:
         >>> type(weight_ema(UNet2015(features=(4, 8, 16)), 0.001)).__name__
         'EMAHandler'
     """
-    from .options import is_unset
+    from .options import as_momentum
 
-    if is_unset(momentum):
-        return None
-    try:
-        value = float(momentum)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if isinstance(momentum, bool) or value != value or not 0.0 <= value < 1.0:
-        from .errors import BundleInputError
-
-        raise BundleInputError(
-            f"--ema_momentum got {momentum!r}: give a number in (0, 1), e.g. 0.001 (an average over about the last "
-            "1,000 iterations), or 0 / null to train without the weight average."
-        )
-    if value == 0.0:
+    value = as_momentum(momentum)
+    if value is None:
         return None
     from ignite.handlers import EMAHandler
 
@@ -234,7 +222,8 @@ def resume_from(
     load = training_state(network, optimizer, trainer, lr_scheduler)
     restart_ema = False
     if ema is not None:
-        if "ema_model" in torch.load(checkpoint, map_location="cpu", weights_only=False):
+        # mmap: only the entry names are read here; the loader below reads the tensors
+        if "ema_model" in torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True):
             load["ema_model"] = ema.ema_model
         else:
             restart_ema = True
