@@ -49,8 +49,8 @@ needs_schema = pytest.mark.skipif(not SCHEMA.is_file(), reason="../shared/schema
 
 EM, CELLS = "unet2015_em_membranes", "unet2015_dic_hela"
 NAMES = (EM, CELLS)
-CONFIGS = ("inference.json", "train.json", "train_cpu.json", "evaluate.json", "multi_gpu_train.json", "metadata.json",
-           "inference_large.json")
+CONFIGS = ("inference.json", "train.json", "train_cpu.json", "train_gpu.json", "evaluate.json", "multi_gpu_train.json",
+           "metadata.json", "inference_large.json")
 TINY = [4, 8, 16, 32, 64]  # depth 5 like the paper (valid sizes 16 n + 124), tiny width
 CROP = 160
 GT_FRAMES = (2, 5, 21, 31, 33, 34, 39, 54, 67)
@@ -152,6 +152,7 @@ def test_configs_parse(name):
         ),
         (["inference.json", "evaluate.json"], ["preprocessing", "postprocessing", "metrics", "handlers"]),
         (["inference.json", "train.json", "train_cpu.json"], ["optimizer", "loss", "train#augmentation"]),
+        (["inference.json", "train.json", "train_gpu.json"], ["optimizer", "loss", "train#augmentation", "ema"]),
         (["inference_large.json"], ["network_def", "inferer", "flags", "job#attributes"]),  # standalone
     ):
         parser = ConfigParser()
