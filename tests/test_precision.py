@@ -18,6 +18,7 @@ figures or a fake clock, so every test passes on AVX2-only CPUs (CI) as on CPUs 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,31 @@ def test_bundle_train_config_uses_the_choice(name, cpuinfo, monkeypatch):
     parser["amp"], parser["channels_last"] = "false", "off"
     assert parser.get_parsed_content("train#trainer#amp_dtype") is None
     assert parser.get_parsed_content("validate#inferer").amp_dtype is None
+
+
+# ------------------------------------------------------------------------------- a measurement under load
+def test_cpu_share_by_hand():
+    assert precision._cpu_share(2.0, 1.0, 2) == 1.0  # both threads busy all along
+    assert precision._cpu_share(1.3, 1.0, 2) == pytest.approx(0.65)  # another process took 0.7 s of the cores
+    assert precision._cpu_share(3.0, 1.0, 2) == 1.0  # capped
+    assert precision._cpu_share(0.5, 0.0, 2) == 1.0  # no wall time: nothing to say
+
+
+def test_a_measurement_slowed_by_other_processes_is_flagged(cpuinfo, monkeypatch, caplog):
+    """The measurement waits (sleeps) instead of computing, as a process whose cores are taken by others does:
+    the choice is still made, and a warning says how to force it."""
+
+    class Waiting(FakeMeasurement):
+        def __call__(self, *args, **kwargs):
+            time.sleep(0.6)
+            return super().__call__(*args, **kwargs)
+
+    monkeypatch.setattr(precision, "measure_step_times", Waiting(fp32=1.0, fp32_cl=0.9, bf16=0.5, bf16_cl=0.4))
+    with caplog.at_level(logging.WARNING, logger=precision.__name__):
+        choice = choose_precision(tiny_net(), 60, amp="auto", cpuinfo=cpuinfo(AMX))
+    assert (choice.dtype, choice.channels_last) == (torch.bfloat16, True)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "other processes used the cores" in warnings[0]
+    assert "set amp and channels_last to true or false" in warnings[0]
+    caplog.clear()
+    assert not precision._warn_if_contended(0.9, 2) and not caplog.records  # busy enough: quiet

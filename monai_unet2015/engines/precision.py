@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -274,6 +275,22 @@ def _summary(dtype, channels_last, note, times, rounds, x_shape, min_speedup) ->
     return f"{head} ({note}; {verdict} in {rounds} step(s) each on a {shape} tile: {ranked})"
 
 
+def _cpu_share(cpu_seconds: float, wall_seconds: float, threads: int) -> float:
+    """The share of its ``threads`` that a process kept busy: CPU time over ``threads`` x wall time (at most 1)."""
+    return min(1.0, cpu_seconds / max(wall_seconds * max(threads, 1), 1e-9))
+
+
+def _warn_if_contended(share: float, threads: int, min_share: float = 0.75) -> bool:
+    """Logs a warning when the measurement kept less than ``min_share`` of its threads busy; returns whether."""
+    if share >= min_share:
+        return False
+    logger.warning(
+        "the precision was measured while other processes used the cores (this process kept %.0f%% of its %d "
+        "thread(s) busy): the decision may be wrong; set amp and channels_last to true or false to choose yourself",
+        100 * share, threads)
+    return True
+
+
 def choose_precision(
     network: torch.nn.Module,
     example_size: int | Sequence[int],
@@ -297,7 +314,8 @@ def choose_precision(
     ``network`` on a random tile of ``example_size``, a few seconds for the bundles' networks at 572 x 572); a
     setting replaces float32 / the default layout only when it is ``min_speedup`` times faster. The CPU flags
     come first: bf16 is never timed on a CPU without it. The decision is cached per process (per device,
-    weight shapes, tile and options) and logged once at ``INFO``. Under ``torch.distributed`` rank 0 decides
+    weight shapes, tile and options) and logged once at ``INFO``; a CPU measurement that other processes slowed
+    (this process kept under 75 % of its threads busy) may pick the slower setting and logs a warning saying so. Under ``torch.distributed`` rank 0 decides
     for every rank. Apply the memory format with :py:meth:`PrecisionChoice.apply`; give the dtype to
     :py:class:`~monai_unet2015.engines.WeightMapTrainer` (``amp_dtype``) and the validation inferer.
 
@@ -345,7 +363,13 @@ def choose_precision(
         variants = list(itertools.product(dtypes, formats))
         times, rounds = {}, 0
         if len(variants) > 1:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
             times, rounds = measure_step_times(network, example_size, variants, steps=steps, max_seconds=max_seconds)
+            cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+            if device.type == "cpu" and wall_s >= 0.5:  # a real measurement: did other processes share the cores?
+                threads = min(torch.get_num_threads(), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                              else os.cpu_count() or 1)
+                _warn_if_contended(_cpu_share(cpu_s, wall_s, threads), threads)
         dtype, cl = _decide(times, variants, min_speedup) if times else variants[0]
         choice = [PrecisionChoice(dtype, cl, _summary(dtype, cl, note, times, rounds, shape, min_speedup), times)]
     if distributed:
