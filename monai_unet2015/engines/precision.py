@@ -315,9 +315,10 @@ def choose_precision(
     setting replaces float32 / the default layout only when it is ``min_speedup`` times faster. The CPU flags
     come first: bf16 is never timed on a CPU without it. The decision is cached per process (per device,
     weight shapes, tile and options) and logged once at ``INFO``; a CPU measurement that other processes slowed
-    (this process kept under 75 % of its threads busy) may pick the slower setting and logs a warning saying so. Under ``torch.distributed`` rank 0 decides
-    for every rank. Apply the memory format with :py:meth:`PrecisionChoice.apply`; give the dtype to
-    :py:class:`~monai_unet2015.engines.WeightMapTrainer` (``amp_dtype``) and the validation inferer.
+    (this process kept under 75 % of its threads busy) may pick the slower setting and logs a warning saying so.
+    Under ``torch.distributed`` rank 0 decides for every rank. Apply the memory format with
+    :py:meth:`PrecisionChoice.apply`; give the dtype to :py:class:`~monai_unet2015.engines.WeightMapTrainer`
+    (``amp_dtype``) and the validation inferer.
 
     Args:
         network: the network to train.
@@ -367,8 +368,7 @@ def choose_precision(
             times, rounds = measure_step_times(network, example_size, variants, steps=steps, max_seconds=max_seconds)
             cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
             if device.type == "cpu" and wall_s >= 0.5:  # a real measurement: did other processes share the cores?
-                threads = min(torch.get_num_threads(), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                              else os.cpu_count() or 1)
+                threads = min(torch.get_num_threads(), os.cpu_count() or 1)
                 _warn_if_contended(_cpu_share(cpu_s, wall_s, threads), threads)
         dtype, cl = _decide(times, variants, min_speedup) if times else variants[0]
         choice = [PrecisionChoice(dtype, cl, _summary(dtype, cl, note, times, rounds, shape, min_speedup), times)]
