@@ -44,10 +44,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL_WIDTH = [64, 128, 256, 512, 1024]
-#: bundle -> (folder, its dataset under --data, validation overrides of evaluate.json, key metric, higher is better)
+#: bundle -> (folder, its dataset under --data, key metric, higher is better); the splits are the bundles' own
+#: (``monai_unet2015.bundle.split_overrides``: validation from train.json, test = evaluate.json's default)
 BUNDLES = {
-    "em": ("unet2015_em_membranes", "isbi2012/train", {"eval_indices": [20, 21]}, "rand_error", False),
-    "dic": ("unet2015_dic_hela", "dic-hela", {"eval_frames": [39]}, "seg", True),
+    "em": ("unet2015_em_membranes", "isbi2012/train", "rand_error", False),
+    "dic": ("unet2015_dic_hela", "dic-hela", "seg", True),
 }
 
 
@@ -71,17 +72,6 @@ def train(root: Path, overrides: dict) -> tuple[Path, list[float]]:
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: stamps.append(time.perf_counter()))
     parser.get_parsed_content("run")
     return Path(parser.get_parsed_content("output_dir")), stamps
-
-
-def evaluate(root: Path, ckpt: Path, overrides: dict, tta: bool) -> dict:
-    """The bundle's ``evaluate.json`` metrics of the weights ``ckpt`` (``overrides`` give their ``features``)."""
-    with tempfile.TemporaryDirectory() as out:
-        parser = _parser(root, ["inference.json", "evaluate.json"],
-                         {"ckpt_path": str(ckpt), "tta": tta, "output_dir": out, **overrides})
-        parser.get_parsed_content("initialize")
-        evaluator = parser.get_parsed_content("evaluator")
-        evaluator.run()
-        return {k: float(v) for k, v in evaluator.state.metrics.items()}
 
 
 def split(path: Path, parts: int) -> list[str]:
@@ -113,12 +103,12 @@ def main(argv: list[str] | None = None) -> dict:
     opt = args.parse_args(argv)
     if opt.minutes <= 0 or opt.calibrate_iters < 2 or opt.parts < 1:
         raise SystemExit("--minutes must be > 0, --calibrate_iters >= 2 and --parts >= 1.")
-    from monai_unet2015.bundle import export_weights
+    from monai_unet2015.bundle import evaluate_weights, export_weights
 
     opt.out.mkdir(parents=True, exist_ok=True)
     summary = {}
     for name in opt.bundles:
-        folder, dataset, val, key, higher = BUNDLES[name]
+        folder, dataset, key, higher = BUNDLES[name]
         root = ROOT / "bundles" / folder
         started = time.perf_counter()
         width = {"features": list(opt.features)}  # and the data, for every run and evaluation
@@ -141,9 +131,11 @@ def main(argv: list[str] | None = None) -> dict:
         cands = {"final": opt.out / f"{name}_final.pt", "ema": opt.out / f"{name}_ema.pt"}
         export_weights(final, cands["final"], overwrite=True)
         export_weights(final, cands["ema"], entry="ema_model", overwrite=True)
-        scores = {c: evaluate(root, p, {**width, **val}, tta=True)[key] for c, p in cands.items()}
+        scores = {c: evaluate_weights(root, p, "validation", tta=True, overrides=width)["metrics"][key]
+                  for c, p in cands.items()}
         chosen = (max if higher else min)(scores, key=scores.get)
-        test = {f"tta_{tta}": evaluate(root, cands[chosen], width, tta=tta) for tta in (True, False)}
+        test = {f"tta_{tta}": evaluate_weights(root, cands[chosen], "test", tta=tta, overrides=width)["metrics"]
+                for tta in (True, False)}
         shipped = opt.out / f"{folder}_full_width.pt"
         cands[chosen].replace(shipped)
         for p in cands.values():

@@ -10,12 +10,13 @@
 # limitations under the License.
 
 """Helpers for the MONAI bundles in ``bundles/``: checkpoint lookup for resuming, release packaging, the pieces of
-out-of-core inference (``inference_large.json``)."""
+out-of-core inference (``inference_large.json``), scoring candidate weights on a bundle's validation or test split."""
 
 from __future__ import annotations
 
 from .checkpoint import *  # noqa: F401,F403
 from .errors import *  # noqa: F401,F403
+from .evaluation import *  # noqa: F401,F403
 from .options import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403
 
