@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             weights = Path(tmp) / f"{name}.pt"
             features = candidate_weights(spec, weights, overwrite=True)["features"]
             for tta in {"both": (True, False), "true": (True,), "false": (False,)}[opt.tta]:
-                result = evaluate_weights(opt.bundle, weights, opt.split, tta=tta, overrides=overrides)
+                result = evaluate_weights(opt.bundle, weights, opt.split, tta=tta,
+                                          overrides={**overrides, "features": features})
                 row = {"name": name, "spec": spec, "features": features, "split": opt.split, "tta": tta, **result}
                 print(json.dumps(row), flush=True)
                 rows.append(row)

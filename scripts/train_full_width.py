@@ -52,20 +52,13 @@ BUNDLES = {
 }
 
 
-def _parser(root: Path, files: list[str], overrides: dict):
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config([str(root / "configs" / f) for f in files])
-    parser.update({"bundle_root": str(root), **overrides})
-    return parser
-
-
 def train(root: Path, overrides: dict) -> tuple[Path, list[float]]:
     """Run the bundle's training with ``overrides``; returns the run folder and the end time of every iteration."""
     from ignite.engine import Events
 
-    parser = _parser(root, ["inference.json", "train.json", "train_gpu.json"], overrides)
+    from monai_unet2015.bundle import bundle_parser
+
+    parser = bundle_parser(root, ["inference.json", "train.json", "train_gpu.json"], overrides)
     parser.get_parsed_content("initialize")
     stamps: list[float] = []
     trainer = parser.get_parsed_content("train#trainer")
@@ -103,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     opt = args.parse_args(argv)
     if opt.minutes <= 0 or opt.calibrate_iters < 2 or opt.parts < 1:
         raise SystemExit("--minutes must be > 0, --calibrate_iters >= 2 and --parts >= 1.")
-    from monai_unet2015.bundle import evaluate_weights, export_weights
+    from monai_unet2015.bundle import bundle_parser, evaluate_weights, export_weights
 
     opt.out.mkdir(parents=True, exist_ok=True)
     summary = {}
@@ -114,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
         width = {"features": list(opt.features)}  # and the data, for every run and evaluation
         if opt.data is not None:
             width["dataset_dir"] = str((opt.data / dataset).resolve())
-        iters_per_epoch = opt.iters_per_epoch or _parser(
+        iters_per_epoch = opt.iters_per_epoch or bundle_parser(
             root, ["inference.json", "train.json", "train_gpu.json"], {}).get_parsed_content("num_iters_per_epoch")
         with tempfile.TemporaryDirectory() as runs:  # the calibration run leaves nothing behind
             _, stamps = train(root, {**width, "runs_dir": runs, "run_name": "calibration", "epochs": 1,

@@ -56,6 +56,7 @@ from monai_unet2015.networks.nets.unet2015 import UNet2015, unet2015_border, une
 
 from .checkpoint import read_state_dict, unet2015_args_from_state_dict
 from .errors import BundleInputError
+from .evaluation import bundle_parser
 
 __all__ = [
     "UNet2015Probabilities",
@@ -150,15 +151,6 @@ class BundleExportInfo(NamedTuple):
     sample: Path
 
 
-def _parser(root: Path) -> Any:
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(root / "configs" / "inference.json"))
-    parser["bundle_root"] = str(root)
-    return parser
-
-
 def _normalisation_op(config: Any) -> str:
     target = str(config.get("_target_", "")) if isinstance(config, dict) else repr(config)
     name = target.rsplit(".", 1)[-1]
@@ -207,7 +199,7 @@ def read_bundle_export_info(bundle_dir: str | Path) -> BundleExportInfo:
             "listed in its large_files.yml."
         )
     metadata = json.loads((root / "configs" / "metadata.json").read_text())
-    parser = _parser(root)
+    parser = bundle_parser(root)
     net_cfg = parser.get("network_def")
     if not isinstance(net_cfg, dict) or not str(net_cfg.get("_target_", "")).endswith("UNet2015"):
         raise BundleInputError(f"{root}/configs/inference.json: 'network_def' is not a UNet2015, got {net_cfg!r}.")
@@ -266,7 +258,7 @@ def _test_tensors(info: BundleExportInfo) -> tuple[Any, Any, torch.nn.Module]:
 
     from monai_unet2015.data import LoadSliced
 
-    parser = _parser(info.root)
+    parser = bundle_parser(info.root)
     image = LoadSliced("image")({"image": str(info.sample)})["image"]  # (1, X, Y), as the bundle loads it
     if image.shape[0] != 1:
         raise BundleInputError(f"sample {info.sample} has {image.shape[0]} channels; the bundles segment grey images.")

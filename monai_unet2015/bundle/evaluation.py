@@ -25,11 +25,11 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .errors import BundleInputError
 
-__all__ = ["SPLITS", "split_overrides", "candidate_weights", "evaluate_weights"]
+__all__ = ["SPLITS", "bundle_parser", "split_overrides", "candidate_weights", "evaluate_weights"]
 
 #: The splits :py:func:`split_overrides` knows.
 SPLITS = ("validation", "test")
@@ -40,12 +40,28 @@ def _read(path: Path) -> dict:
         return json.load(f)
 
 
-def _parser(bundle_root: Path, files: list[str], overrides: dict) -> Any:
+def bundle_parser(
+    bundle_root: str | Path, files: Sequence[str] = ("inference.json",), overrides: dict | None = None
+) -> Any:
+    """A ``ConfigParser`` of the bundle's ``configs/<files>`` merged in order, ``bundle_root`` and ``overrides`` set.
+
+    What ``python -m monai.bundle run --config_file "['configs/a.json', ...]" --bundle_root ROOT --key value``
+    parses, for scripts that run a bundle's configs from Python.
+
+    Examples::
+
+        >>> from pathlib import Path
+        >>> import monai_unet2015
+        >>> root = Path(monai_unet2015.__file__).resolve().parents[1] / "bundles" / "unet2015_em_membranes"
+        >>> parser = bundle_parser(root, ["inference.json", "train.json"], {"val_indices": [3]})
+        >>> parser.get_parsed_content("val_indices"), parser["bundle_root"] == str(root)
+        ([3], True)
+    """
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
-    parser.read_config([str(bundle_root / "configs" / f) for f in files])
-    parser.update({"bundle_root": str(bundle_root), **overrides})
+    parser.read_config([str(Path(bundle_root) / "configs" / f) for f in files])
+    parser.update({"bundle_root": str(bundle_root), **(overrides or {})})
     return parser
 
 
@@ -73,10 +89,10 @@ def split_overrides(bundle_root: str | Path, split: str = "test") -> dict:
     from monai.utils import look_up_option
 
     split = look_up_option(split, SPLITS)
-    root = Path(bundle_root)
-    evaluate = _read(root / "configs" / "evaluate.json")
     if split == "test":
         return {}
+    root = Path(bundle_root)
+    evaluate = _read(root / "configs" / "evaluate.json")
     train = _read(root / "configs" / "train.json")
     keys = [k for k in evaluate if k.startswith("eval_") and f"val_{k[len('eval_'):]}" in train]
     if not keys:
@@ -84,7 +100,7 @@ def split_overrides(bundle_root: str | Path, split: str = "test") -> dict:
             f"bundle_root={str(root)!r}: no eval_<x> key of configs/evaluate.json has a val_<x> in configs/train.json,"
             " so its validation split is not known."
         )
-    parser = _parser(root, ["inference.json", "train.json"], {})
+    parser = bundle_parser(root, ["inference.json", "train.json"])
     return {k: parser.get_parsed_content(f"val_{k[len('eval_'):]}") for k in keys}
 
 
@@ -149,13 +165,12 @@ def evaluate_weights(
     """
     from .checkpoint import read_state_dict, unet2015_args_from_state_dict
 
-    root = Path(bundle_root)
-    config = {"features": unet2015_args_from_state_dict(read_state_dict(weights, key="weights"))["features"]}
-    config.update(split_overrides(root, split))
-    config.update(overrides or {})
+    config = {**split_overrides(bundle_root, split), **(overrides or {})}
+    if "features" not in config:  # the width of the weights (read again by evaluate.json's CheckpointLoader)
+        config["features"] = unet2015_args_from_state_dict(read_state_dict(weights, key="weights"))["features"]
     with tempfile.TemporaryDirectory() as out:
-        parser = _parser(root, ["inference.json", "evaluate.json"],
-                         {**config, "ckpt_path": str(weights), "tta": bool(tta), "output_dir": out})
+        parser = bundle_parser(bundle_root, ["inference.json", "evaluate.json"],
+                               {**config, "ckpt_path": str(weights), "tta": bool(tta), "output_dir": out})
         parser.get_parsed_content("initialize")
         evaluator = parser.get_parsed_content("evaluator")
         evaluator.run()
