@@ -13,7 +13,7 @@
 
 Each candidate ``NAME=SPEC`` is written as the float16 file the bundle would ship
 (:py:func:`monai_unet2015.bundle.candidate_weights`: ``SPEC`` is a checkpoint or weights file, ``FILE#ema_model``
-for a training's weight EMA, ``FILE+FILE+...`` for the mean of their weights) and scored by the bundle's
+for a training's weight EMA, ``FILE+FILE#ema_model+...`` for the mean of their weights) and scored by the bundle's
 ``evaluate.json`` on the split, with and without the 8 flips/rotations (``--tta``). One JSON line per candidate
 and mode (every metric, and the per-threshold errors of each threshold sweep), then a table of the key metrics.
 

@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
-from monai_unet2015.bundle import BundleInputError, candidate_weights, split_overrides
+from monai_unet2015.bundle import BundleInputError, average_weights, candidate_weights, export_weights, split_overrides
 from monai_unet2015.metrics import pixel_error, rand_error
 from monai_unet2015.networks.nets import UNet2015
 
@@ -80,8 +80,16 @@ def test_candidates(tmp_path):
             assert torch.equal(mean[k], ((v + b.state_dict()[k]) / 2).half()), k
     with pytest.raises(BundleInputError, match="exists"):
         candidate_weights(tmp_path / "c2.pt", tmp_path / "mean.pt")
-    with pytest.raises(BundleInputError, match="same entry"):
-        candidate_weights(f"{tmp_path / 'c1.pt'}+{tmp_path / 'c1.pt'}#ema_model", tmp_path / "x.pt")
+    # a mean mixes entries: one file's weights with another's EMA (release weights + a run's EMA, say)
+    candidate_weights(f"{tmp_path / 'c1.pt'}+{tmp_path / 'c1.pt'}#ema_model", tmp_path / "mixed.pt")
+    mixed = torch.load(tmp_path / "mixed.pt", weights_only=True)
+    assert all(torch.equal(mixed[k], mean[k]) for k in mean)
+    with pytest.raises(BundleInputError, match="no 'ema_model' entry"):
+        candidate_weights(f"{tmp_path / 'c1.pt'}+{tmp_path / 'c2.pt'}#ema_model", tmp_path / "x.pt")
+    with pytest.raises(BundleInputError, match="one name per checkpoint"):
+        average_weights([tmp_path / "c1.pt", tmp_path / "c2.pt"], entry=["model"])
+    with pytest.raises(BundleInputError, match="one name"):
+        export_weights(tmp_path / "c1.pt", tmp_path / "x.pt", entry=["model"])
     with pytest.raises(BundleInputError, match="empty file name"):
         candidate_weights(f"{tmp_path / 'c1.pt'}+", tmp_path / "x.pt")
     with pytest.raises(SystemExit, match="NAME=FILE"):

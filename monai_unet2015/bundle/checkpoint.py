@@ -147,7 +147,7 @@ def check_width(
 
 def export_weights(
     checkpoint: str | Path | Sequence[str | Path], path: str | Path, dtype: str = "float16", overwrite: bool = False,
-    entry: str = "model",
+    entry: str | Sequence[str] = "model",
 ) -> dict[str, Any]:
     """Write the network weights of a training ``checkpoint`` as the bare state dict a bundle ships.
 
@@ -155,7 +155,8 @@ def export_weights(
     (the weights at the end of its learning-rate schedule) or its ``model.pt``; or a list of such files, whose
     weights are averaged (the uniform mean of each tensor, as in stochastic weight averaging over the last
     checkpoints of a run: :py:func:`average_weights`). ``entry`` ``"ema_model"`` takes the weight average of a
-    training with ``ema_momentum`` instead of its final weights. Floating-point tensors are
+    training with ``ema_momentum`` instead of its final weights; for a list, one entry for all files or one per
+    file (e.g. the mean of shipped weights and a run's EMA). Floating-point tensors are
     stored as ``dtype`` (``"float16"`` halves the file; the bundles' float32 networks load it as is), other
     tensors as they are. An existing ``path`` is kept unless ``overwrite``: shipped weights are replaced on purpose
     only.
@@ -184,6 +185,8 @@ def export_weights(
     if out.exists() and not overwrite:
         raise BundleInputError(f"{out} exists: pass overwrite=True to replace it (it is kept as it is).")
     if isinstance(checkpoint, (str, Path)):
+        if not isinstance(entry, str):
+            raise BundleInputError(f"entry must be one name ('model' or 'ema_model') for one file, got {entry!r}.")
         state = read_state_dict(checkpoint, key="checkpoint", entry=entry)
     else:
         state = average_weights(checkpoint, entry=entry)
@@ -196,8 +199,11 @@ def export_weights(
     return args
 
 
-def average_weights(checkpoints: Sequence[str | Path], entry: str = "model") -> dict:
+def average_weights(checkpoints: Sequence[str | Path], entry: str | Sequence[str] = "model") -> dict:
     """The uniform mean of the network weights in ``checkpoints`` (files :py:func:`read_state_dict` reads).
+
+    ``entry`` is the checkpoint entry read from every file (``"model"``: the weights, ``"ema_model"``: their EMA),
+    or a sequence of one entry per file.
 
     Averaging the weights of the last checkpoints of one run (stochastic weight averaging) smooths the noise of
     the final iterations without choosing one checkpoint by a validation score. Floating-point tensors are
@@ -218,7 +224,10 @@ def average_weights(checkpoints: Sequence[str | Path], entry: str = "model") -> 
     paths = list(checkpoints)
     if not paths:
         raise BundleInputError("checkpoints is empty: give the checkpoint files whose weights to average.")
-    states = [read_state_dict(p, key="checkpoint", entry=entry) for p in paths]
+    entries = [entry] * len(paths) if isinstance(entry, str) else list(entry)
+    if len(entries) != len(paths) or not all(isinstance(e, str) for e in entries):
+        raise BundleInputError(f"entry must be one name or one name per checkpoint ({len(paths)}), got {entry!r}.")
+    states = [read_state_dict(p, key="checkpoint", entry=e) for p, e in zip(paths, entries)]
     first = states[0]
     for p, state in zip(paths[1:], states[1:]):
         if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):

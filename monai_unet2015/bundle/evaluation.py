@@ -110,7 +110,8 @@ def candidate_weights(spec: str | Path, path: str | Path, overwrite: bool = Fals
     ``spec`` is a checkpoint or weights file (``runs/x/checkpoints/checkpoint_final.pt``, a bundle's
     ``models/model.pt``), the same followed by ``#ema_model`` for the weight EMA a training with
     ``ema_momentum`` saved, or several of these joined by ``+`` for the mean of their weights (as
-    :py:func:`~monai_unet2015.bundle.export_weights` with a list; all with the same entry).
+    :py:func:`~monai_unet2015.bundle.export_weights` with a list; each file with its own entry, e.g.
+    ``models/model.pt+runs/x/checkpoints/checkpoint_final.pt#ema_model``).
 
     Examples::
 
@@ -129,17 +130,13 @@ def candidate_weights(spec: str | Path, path: str | Path, overwrite: bool = Fals
     from .checkpoint import export_weights
 
     parts = [p.strip() for p in str(spec).split("+")]
-    entries = {p.partition("#")[2] or "model" for p in parts}
+    entries = [p.partition("#")[2] or "model" for p in parts]
     files = [p.partition("#")[0] for p in parts]
     if not all(files):
         raise BundleInputError(f"candidate {spec!r}: an empty file name; expected FILE[#ema_model][+FILE...].")
-    if len(entries) > 1:
-        raise BundleInputError(
-            f"candidate {spec!r}: a mean needs the same entry (model or ema_model) from every file,"
-            f" got {sorted(entries)}."
-        )
-    (entry,) = entries
-    return export_weights(files[0] if len(files) == 1 else files, path, overwrite=overwrite, entry=entry)
+    if len(files) == 1:
+        return export_weights(files[0], path, overwrite=overwrite, entry=entries[0])
+    return export_weights(files, path, overwrite=overwrite, entry=entries)
 
 
 def evaluate_weights(
